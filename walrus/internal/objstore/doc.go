@@ -1,0 +1,19 @@
+// Package objstore keeps walrus's buckets, objects and multipart uploads:
+// metadata in bbolt, object data in files.
+//
+// # Durability
+//
+// Object data is streamed into tmp/<id>, fsynced, and only then committed:
+// one bbolt transaction records the object's metadata and marks <id> live in
+// the files bucket. After the commit the file is renamed to data/<xx>/<id>.
+// Start-up recovery therefore needs to look only at tmp/: a file whose id is
+// live finishes its rename, any other file is a leftover of an interrupted
+// write and is removed. Data that a commit stops referencing (overwrite,
+// delete, abort) is queued in the gc bucket in the same transaction and
+// unlinked afterwards, so a crash between the two never leaks a file.
+//
+// On-disk names are random ids, never derived from keys, so keys cannot
+// traverse paths. A reader pins the ids it reads: a file released while
+// pinned is unlinked when its last reader lets go, so a GET that overlaps an
+// overwrite streams the old object whole.
+package objstore

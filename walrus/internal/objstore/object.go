@@ -1,0 +1,215 @@
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/koala-cloud/koala/pkg/store"
+	"github.com/koala-cloud/koala/walrus/internal/acl"
+)
+
+// PutInput describes an object to write.
+type PutInput struct {
+	Bucket, Key string
+	Body        io.Reader
+	Size        int64
+	Owner       acl.Owner
+	ACL         acl.Policy
+	Meta        Meta
+	// Verify, when set, runs once the data is durable and before the
+	// commit, with the object as it will be stored; it may fill in the
+	// checksum. An error aborts the put and leaves no trace.
+	Verify func(o *Object) error
+}
+
+// Put stores an object, replacing any object with the same key.
+func (s *Store) Put(ctx context.Context, in PutInput) (Object, error) {
+	if _, err := s.Bucket(ctx, in.Bucket); err != nil {
+		return Object{}, err
+	}
+	w, err := s.writeData(ctx, in.Body, in.Size)
+	if err != nil {
+		return Object{}, err
+	}
+	o := Object{
+		Bucket: in.Bucket, Key: in.Key, Size: w.size, ETag: w.md5,
+		Modified: s.now().UTC().Truncate(time.Millisecond),
+		Owner:    in.Owner, ACL: in.ACL, Meta: in.Meta,
+		Chunks: []Chunk{{ID: w.id, Size: w.size}},
+	}
+	if in.Verify != nil {
+		if err := in.Verify(&o); err != nil {
+			s.files.discard(w.id)
+			return Object{}, err
+		}
+	}
+	if err := s.putRecord(o, nil); err != nil {
+		s.files.discard(w.id)
+		return Object{}, err
+	}
+	return o, nil
+}
+
+// putRecord commits o, whose chunk files are uncommitted, releasing the
+// files of the object it replaces and the extra ids given.
+func (s *Store) putRecord(o Object, alsoRelease []string) error {
+	return s.commit(func(tx *store.Tx) (live, released []string, err error) {
+		objs, err := nested(tx, bktObjects, o.Bucket)
+		if err != nil {
+			return nil, nil, err
+		}
+		var old Object
+		switch err := store.GetIn(objs, []byte(o.Key), &old); {
+		case err == nil:
+			released = old.fileIDs()
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, nil, err
+		}
+		if err := store.PutIn(objs, []byte(o.Key), o); err != nil {
+			return nil, nil, err
+		}
+		return o.fileIDs(), append(released, alsoRelease...), nil
+	})
+}
+
+// Head returns an object's record.
+func (s *Store) Head(ctx context.Context, bucket, key string) (Object, error) {
+	var o Object
+	err := s.db.View(func(tx *store.Tx) error { return getObject(tx, bucket, key, &o) })
+	return o, err
+}
+
+func getObject(tx *store.Tx, bucket, key string, o *Object) error {
+	objs, err := nested(tx, bktObjects, bucket)
+	if err != nil {
+		return err
+	}
+	if err := store.GetIn(objs, []byte(key), o); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s/%s: %w", bucket, key, ErrNoSuchKey)
+		}
+		return err
+	}
+	o.Bucket, o.Key = bucket, key
+	return nil
+}
+
+// Open returns a reader of an object's data. check, when set, sees the
+// record before any data is read and may refuse (conditional requests).
+// The caller closes the reader.
+func (s *Store) Open(ctx context.Context, bucket, key string, check func(*Object) error) (*Reader, error) {
+	var o Object
+	s.files.gate.RLock()
+	err := s.db.View(func(tx *store.Tx) error { return getObject(tx, bucket, key, &o) })
+	if err == nil && check != nil {
+		err = check(&o)
+	}
+	if err != nil {
+		s.files.gate.RUnlock()
+		return nil, err
+	}
+	ids := o.fileIDs()
+	s.files.pin(ids)
+	s.files.gate.RUnlock()
+	return &Reader{Object: o, files: s.files, ids: ids}, nil
+}
+
+// Delete removes an object; deleting a missing key is not an error, as in
+// S3. It reports whether an object was there.
+func (s *Store) Delete(ctx context.Context, bucket, key string) (bool, error) {
+	found := false
+	err := s.commit(func(tx *store.Tx) (live, released []string, err error) {
+		found = false
+		objs, err := nested(tx, bktObjects, bucket)
+		if err != nil {
+			return nil, nil, err
+		}
+		var old Object
+		switch err := store.GetIn(objs, []byte(key), &old); {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, nil, nil
+		case err != nil:
+			return nil, nil, err
+		}
+		found = true
+		return nil, old.fileIDs(), objs.Delete([]byte(key))
+	})
+	return found, err
+}
+
+// UpdateObject changes an object's record in place (ACL, tags): fn
+// edits it inside the commit; its data stays as it is.
+func (s *Store) UpdateObject(ctx context.Context, bucket, key string, fn func(o *Object) error) error {
+	return s.db.Commit(func(tx *store.Tx) error {
+		objs, err := nested(tx, bktObjects, bucket)
+		if err != nil {
+			return err
+		}
+		var o Object
+		if err := getObject(tx, bucket, key, &o); err != nil {
+			return err
+		}
+		chunks := o.Chunks
+		if err := fn(&o); err != nil {
+			return err
+		}
+		o.Chunks = chunks
+		return store.PutIn(objs, []byte(key), o)
+	})
+}
+
+// CopyInput describes a copy of one object to another key.
+type CopyInput struct {
+	SrcBucket, SrcKey string
+	DstBucket, DstKey string
+	// Check sees the source record before the copy and may refuse it
+	// (copy-source conditions, permissions).
+	Check func(src *Object) error
+	// Dest builds the destination record from the source's; the store
+	// fills in data, size and time.
+	Dest func(src *Object) (Object, error)
+}
+
+// Copy copies an object. The data is shared with the source through hard
+// links, so a copy costs the same for any size.
+func (s *Store) Copy(ctx context.Context, in CopyInput) (Object, error) {
+	r, err := s.Open(ctx, in.SrcBucket, in.SrcKey, in.Check)
+	if err != nil {
+		return Object{}, err
+	}
+	defer r.Close()
+	src := r.Object
+	dst, err := in.Dest(&src)
+	if err != nil {
+		return Object{}, err
+	}
+	dst.Bucket, dst.Key = in.DstBucket, in.DstKey
+	dst.Size, dst.ETag, dst.Parts = src.Size, src.ETag, src.Parts
+	dst.Modified = s.now().UTC().Truncate(time.Millisecond)
+	dst.Chunks = make([]Chunk, 0, len(src.Chunks))
+	for _, c := range src.Chunks {
+		id, err := s.files.link(c.ID)
+		if err != nil {
+			for _, made := range dst.Chunks {
+				s.files.discard(made.ID)
+			}
+			return Object{}, err
+		}
+		c.ID = id
+		dst.Chunks = append(dst.Chunks, c)
+	}
+	err = s.files.syncTmp()
+	if err == nil {
+		err = s.putRecord(dst, nil)
+	}
+	if err != nil {
+		for _, c := range dst.Chunks {
+			s.files.discard(c.ID)
+		}
+		return Object{}, err
+	}
+	return dst, nil
+}
