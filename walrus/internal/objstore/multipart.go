@@ -331,9 +331,9 @@ func (s *Store) Abort(ctx context.Context, bucket, key, id string) error {
 
 // UploadsInput selects uploads to list.
 type UploadsInput struct {
-	Prefix, Delimiter        string
+	Prefix, Delimiter         string
 	KeyMarker, UploadIDMarker string
-	Max                      int
+	Max                       int
 }
 
 // UploadsResult is one page of uploads.
