@@ -194,14 +194,16 @@ func (s *Store) Complete(ctx context.Context, in CompleteInput) (Object, error) 
 		if err != nil {
 			return nil, nil, err
 		}
+		for i := 1; i < len(in.Parts); i++ {
+			if in.Parts[i].Number <= in.Parts[i-1].Number {
+				return nil, nil, ErrInvalidPartOrder
+			}
+		}
 		chosen := make([]Part, 0, len(in.Parts))
 		used := map[string]bool{}
 		sums := md5.New()
 		var size int64
 		for i, cp := range in.Parts {
-			if i > 0 && cp.Number <= in.Parts[i-1].Number {
-				return nil, nil, ErrInvalidPartOrder
-			}
 			var p Part
 			if err := store.GetIn(pb, partKey(cp.Number), &p); err != nil {
 				if errors.Is(err, store.ErrNotFound) {

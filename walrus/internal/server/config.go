@@ -1,0 +1,114 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is walrus's configuration.
+type Config struct {
+	// Listen is the address the S3 endpoint listens on.
+	Listen string `json:"listen"`
+	// DataDir holds the metadata database and the object files.
+	DataDir string `json:"data_dir"`
+	// AccountsFile lists the accounts and keys walrus accepts when it runs
+	// standalone.
+	AccountsFile string `json:"accounts_file"`
+	// Region is the region the endpoint serves and reports for buckets.
+	Region string `json:"region"`
+	// Domains enable virtual-host addressing: bucket.<domain>.
+	Domains []string `json:"domains"`
+	// MaxBucketsPerAccount is S3's per-account bucket limit.
+	MaxBucketsPerAccount int `json:"max_buckets_per_account"`
+	// MaxObjectSize bounds a single PUT or part, in bytes.
+	MaxObjectSize int64 `json:"max_object_size"`
+	// MinPartSize is the smallest size of every part but the last.
+	MinPartSize int64 `json:"min_part_size"`
+	// MaxSkew is the clock skew allowed in signed requests.
+	MaxSkew Duration `json:"max_skew"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+}
+
+// Duration is a time.Duration written as "15m" in JSON.
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	d.Duration = v
+	return err
+}
+
+// Defaults returns the configuration walrus runs with when nothing is set.
+func Defaults() Config {
+	return Config{
+		Listen:               "127.0.0.1:8776",
+		DataDir:              "var/walrus",
+		AccountsFile:         "var/walrus/accounts.json",
+		Region:               "us-east-1",
+		Domains:              []string{"s3.localhost", "localhost"},
+		MaxBucketsPerAccount: 100,
+		MaxObjectSize:        5 << 30,
+		MinPartSize:          5 << 20,
+		MaxSkew:              Duration{15 * time.Minute},
+		LogLevel:             "info",
+	}
+}
+
+// Load reads a JSON configuration file over the defaults.
+func Load(path string) (Config, error) {
+	cfg := Defaults()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty"))
+	}
+	if c.AccountsFile == "" {
+		errs = append(errs, errors.New("accounts_file is empty"))
+	}
+	if c.Region == "" {
+		errs = append(errs, errors.New("region is empty"))
+	}
+	for _, d := range c.Domains {
+		if d == "" || strings.ContainsAny(d, "/: ") {
+			errs = append(errs, fmt.Errorf("domain %q is not a host name", d))
+		}
+	}
+	if c.MaxBucketsPerAccount < 1 {
+		errs = append(errs, errors.New("max_buckets_per_account must be at least 1"))
+	}
+	if c.MinPartSize < 1 || c.MaxObjectSize < c.MinPartSize {
+		errs = append(errs, errors.New("need 0 < min_part_size <= max_object_size"))
+	}
+	if c.MaxSkew.Duration <= 0 {
+		errs = append(errs, errors.New("max_skew must be positive"))
+	}
+	return errors.Join(errs...)
+}

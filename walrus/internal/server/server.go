@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/koala-cloud/koala/walrus/internal/accounts"
+	"github.com/koala-cloud/koala/walrus/internal/acl"
+	"github.com/koala-cloud/koala/walrus/internal/objstore"
+	"github.com/koala-cloud/koala/walrus/internal/s3api"
+)
+
+// HealthPath answers 200 without authentication, for readiness checks. No
+// bucket can be named "_health", so it never shadows one.
+const HealthPath = "/_health"
+
+// Server is a walrus daemon.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *objstore.Store
+	http  *http.Server
+	ln    net.Listener
+	ready chan struct{}
+	done  chan error
+}
+
+// New opens walrus's state; Start serves it.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	accts, err := accounts.Open(cfg.AccountsFile)
+	if err != nil {
+		return nil, err
+	}
+	st, err := objstore.Open(cfg.DataDir, log, objstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	api := s3api.New(s3api.Config{
+		Region: cfg.Region, Domains: cfg.Domains, MaxBuckets: cfg.MaxBucketsPerAccount,
+		MaxObjectSize: cfg.MaxObjectSize, MinPartSize: cfg.MinPartSize, MaxSkew: cfg.MaxSkew.Duration,
+	}, st, accountsAdapter{accts}, log)
+	// Not a ServeMux: it would clean paths, and keys may hold "//" or "..".
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == HealthPath && r.Method == http.MethodGet {
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	s := &Server{
+		cfg: cfg, log: log, store: st, ready: make(chan struct{}), done: make(chan error, 1),
+		http: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+	return s, nil
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.ln = ln
+	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	s.log.Info("walrus serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "region", s.cfg.Region)
+	close(s.ready)
+	return nil
+}
+
+// Ready is closed once the server accepts connections.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the address the server listens on, once started.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Done delivers the serving loop's end: nil after Close, or its error.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Close stops serving, waiting a little for requests in flight, and closes
+// the store.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	return errors.Join(err, s.store.Close())
+}
+
+// accountsAdapter serves s3api's view of accounts from the file provider.
+type accountsAdapter struct{ f *accounts.File }
+
+func (a accountsAdapter) Key(ctx context.Context, accessKeyID string) (s3api.Account, string, error) {
+	acct, err := a.f.Key(ctx, accessKeyID)
+	if errors.Is(err, accounts.ErrUnknownKey) {
+		return s3api.Account{}, "", fmt.Errorf("%w: %s", s3api.ErrUnknownKey, accessKeyID)
+	}
+	if err != nil {
+		return s3api.Account{}, "", err
+	}
+	return s3api.Account{ID: acct.AccountID, CanonicalID: acct.CanonicalUserID, DisplayName: acct.DisplayName, Email: acct.Email},
+		acct.SecretAccessKey, nil
+}
+
+func (a accountsAdapter) ByEmail(email string) (acl.Owner, bool) {
+	acct, ok := a.f.ByEmail(email)
+	return acl.Owner{ID: acct.CanonicalUserID, DisplayName: acct.DisplayName}, ok
+}
+
+func (a accountsAdapter) ByID(id string) (acl.Owner, bool) {
+	acct, ok := a.f.ByID(id)
+	return acl.Owner{ID: acct.CanonicalUserID, DisplayName: acct.DisplayName}, ok
+}

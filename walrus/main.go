@@ -1,0 +1,145 @@
+// Command walrus is the S3-compatible object store of the cloud.
+//
+//	walrus serve [-config FILE] [-listen ADDR] [-data DIR]
+//	walrus admin account create NAME [-email ADDR] [-config FILE]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/koala-cloud/koala/walrus/internal/accounts"
+	"github.com/koala-cloud/koala/walrus/internal/server"
+)
+
+const usage = `usage:
+  walrus serve [-config FILE] [-listen ADDR] [-data DIR]
+  walrus admin account create NAME [-email ADDR] [-config FILE]
+
+FILE defaults to $WALRUS_CONFIG, else var/walrus/config.json when it exists.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) >= 1 && args[0] == "serve":
+		return serve(ctx, args[1:], stderr)
+	case len(args) >= 3 && args[0] == "admin" && args[1] == "account" && args[2] == "create":
+		return createAccount(args[3:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+// loadConfig reads the configuration named by -config, $WALRUS_CONFIG or
+// the default path, falling back to the defaults when none exists.
+func loadConfig(path string) (server.Config, error) {
+	if path == "" {
+		path = os.Getenv("WALRUS_CONFIG")
+	}
+	if path == "" {
+		path = "var/walrus/config.json"
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return server.Defaults(), nil
+		}
+	}
+	return server.Load(path)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) int {
+	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "configuration file (JSON)")
+	listen := fl.String("listen", "", "listen address, overrides the configuration")
+	data := fl.String("data", "", "data directory, overrides the configuration")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "walrus:", err)
+		return 1
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *data != "" {
+		cfg.DataDir = *data
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		fmt.Fprintln(stderr, "walrus: log_level:", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	if err := srv.Start(ctx); err != nil {
+		log.Error("start", "err", err)
+		_ = srv.Close()
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Done():
+		if err != nil {
+			log.Error("serve", "err", err)
+			_ = srv.Close()
+			return 1
+		}
+	}
+	log.Info("walrus stopping")
+	if err := srv.Close(); err != nil {
+		log.Error("stop", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func createAccount(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("admin account create", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "configuration file (JSON)")
+	email := fl.String("email", "", "the account's email address")
+	// The name comes first, flags after it, as in the usage line.
+	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	name := args[0]
+	if err := fl.Parse(args[1:]); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "walrus:", err)
+		return 1
+	}
+	acct, err := accounts.Create(cfg.AccountsFile, name, *email)
+	if err != nil {
+		fmt.Fprintln(stderr, "walrus:", err)
+		return 1
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(acct)
+	return 0
+}
