@@ -63,7 +63,9 @@ func Parse(r io.Reader, owner Owner, res Resolver) (Policy, error) {
 				return Policy{}, fmt.Errorf("%w: CanonicalUser grantee without ID", ErrMalformed)
 			}
 			gr = Grantee{Type: TypeUser, ID: g.Grantee.ID}
-			if o, ok := res.ByID(gr.ID); ok {
+			if gr.ID == owner.ID {
+				gr.DisplayName = owner.DisplayName
+			} else if o, ok := res.ByID(gr.ID); ok {
 				gr.DisplayName = o.DisplayName
 			}
 		case TypeGroup:
