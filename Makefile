@@ -37,7 +37,7 @@ bench: build
 	$(GO) run ./bench/s3bench -out docs/benchmarks.md
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzAuthorization -fuzztime 30s ./pkg/sigv4/
+	@scripts/fuzz.sh
 
 clean:
 	rm -rf bin
