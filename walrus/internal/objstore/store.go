@@ -2,7 +2,6 @@ package objstore
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -207,8 +206,6 @@ func (s *Store) commit(fn func(tx *store.Tx) (live, released []string, err error
 	return nil
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
 // written is the result of streaming a body into a new data file.
 type written struct {
 	id   string
@@ -224,22 +221,22 @@ func (s *Store) writeData(ctx context.Context, r io.Reader, size int64) (w writt
 	if err != nil {
 		return w, err
 	}
+	h := newHasher(size)
 	defer func() {
+		h.close()
 		if err != nil {
 			_ = fh.Close()
 			s.files.discard(id)
 		}
 	}()
-	h := md5.New()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+	wb := writeback{f: fh}
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return w, err
 		}
-		m, rerr := r.Read(buf)
+		buf := h.buffer()
+		m, rerr := io.ReadFull(r, buf)
 		if m > 0 {
 			if n+int64(m) > size {
 				return w, ErrTooLarge
@@ -247,17 +244,19 @@ func (s *Store) writeData(ctx context.Context, r io.Reader, size int64) (w writt
 			if _, err := fh.Write(buf[:m]); err != nil {
 				return w, fmt.Errorf("write data file: %w", err)
 			}
-			h.Write(buf[:m])
+			h.write(buf[:m])
 			n += int64(m)
+			if err := wb.wrote(n); err != nil {
+				return w, err
+			}
 		}
-		if rerr == io.EOF {
+		// ReadFull reports the body's end as EOF, or as ErrUnexpectedEOF
+		// after a short last read; a truncated body falls short of size.
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
 		}
 		if rerr != nil {
-			if errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return w, fmt.Errorf("%w: %v", ErrIncompleteBody, rerr)
-			}
-			return w, rerr
+			return w, readErr(rerr)
 		}
 	}
 	if n < size {
@@ -269,7 +268,14 @@ func (s *Store) writeData(ctx context.Context, r io.Reader, size int64) (w writt
 	if err := fh.Close(); err != nil {
 		return w, fmt.Errorf("close data file: %w", err)
 	}
-	return written{id: id, size: n, md5: hex.EncodeToString(h.Sum(nil))}, nil
+	return written{id: id, size: n, md5: hex.EncodeToString(h.sum())}, nil
+}
+
+func readErr(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %w", ErrIncompleteBody, err)
+	}
+	return err
 }
 
 // nested returns bucket name's nested bucket under the top-level bucket

@@ -480,3 +480,31 @@ func TestBuckets(t *testing.T) {
 		t.Fatalf("delete missing: %v", err)
 	}
 }
+
+func TestLargePutPipelines(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	data := make([]byte, 19*bufSize/2+123)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	o, err := s.Put(ctx, PutInput{Bucket: "b", Key: "large", Body: bytes.NewReader(data), Size: int64(len(data)), Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ETag != md5hex(string(data)) {
+		t.Fatalf("etag %s, want %s", o.ETag, md5hex(string(data)))
+	}
+	if got := get(t, s, "large"); got != string(data) {
+		t.Fatal("data differs")
+	}
+	bad := errors.New("verdict at the end")
+	_, err = s.Put(ctx, PutInput{Bucket: "b", Key: "bad", Body: io.MultiReader(bytes.NewReader(data), errReader{bad}), Size: int64(len(data)), Owner: owner})
+	if !errors.Is(err, bad) {
+		t.Fatalf("got %v", err)
+	}
+	_, err = s.Put(ctx, PutInput{Bucket: "b", Key: "short", Body: bytes.NewReader(data[:len(data)-1]), Size: int64(len(data)), Owner: owner})
+	if !errors.Is(err, ErrIncompleteBody) {
+		t.Fatalf("short body: %v", err)
+	}
+}
