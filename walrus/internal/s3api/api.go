@@ -130,6 +130,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("x-amz-request-id", rq.id)
 	h.Set("x-amz-id-2", hostID())
 	h.Set("Server", "Walrus")
+	if r.ContentLength == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		// botocore before 1.31 (Debian 12's) sends Expect with empty bodies
+		// too and then misreads the connection's next response, stalling
+		// until its read timeout; a fresh connection keeps it in step.
+		h.Set("Connection", "close")
+	}
 
 	err := a.serve(rq)
 	var code string

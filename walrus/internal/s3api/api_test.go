@@ -116,6 +116,7 @@ type resp struct {
 	status int
 	header http.Header
 	body   string
+	close  bool // the server asked to close the connection
 }
 
 // code returns the S3 error code in the response body.
@@ -163,7 +164,7 @@ func (c *client) do(q req) resp {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return resp{res.StatusCode, res.Header, string(b)}
+	return resp{res.StatusCode, res.Header, string(b), res.Close}
 }
 
 func (c *client) must(q req, status int) resp {
@@ -584,5 +585,18 @@ func TestPresignedAndUnsignedPayload(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 403 || !strings.Contains(string(b), "Request has expired") {
 		t.Fatalf("expired presigned get: %d %s", res.StatusCode, b)
+	}
+}
+
+func TestEmptyBodyWithExpectClosesConnection(t *testing.T) {
+	e := newEnv(t)
+	e.alice.must(req{method: "PUT", path: "/exp"}, 200)
+	r := e.alice.must(req{method: "PUT", path: "/exp/empty", header: map[string]string{"Expect": "100-continue"}}, 200)
+	if !r.close {
+		t.Fatal("empty PUT with Expect: the connection stays open")
+	}
+	r = e.alice.must(req{method: "PUT", path: "/exp/full", body: "x", header: map[string]string{"Expect": "100-continue"}}, 200)
+	if r.close {
+		t.Fatal("a PUT with a body closes its connection")
 	}
 }
