@@ -34,7 +34,8 @@ func (s *Store) List(ctx context.Context, bucket string, in ListInput) (ListResu
 	var res ListResult
 	err := s.db.View(func(tx *store.Tx) error {
 		objs, err := nested(tx, bktObjects, bucket)
-		if err != nil {
+		if err != nil || in.Max == 0 {
+			// S3 answers max-keys=0 with an empty, untruncated page.
 			return err
 		}
 		prefix, delim, after := []byte(in.Prefix), []byte(in.Delimiter), []byte(in.After)

@@ -287,7 +287,7 @@ func TestList(t *testing.T) {
 		{"after inside a common prefix", ListInput{Delimiter: "/", After: "a/1", Max: 10}, "b d", "c/", false},
 		{"after a key", ListInput{After: "c/1", Max: 10}, "c/2 d", "", false},
 		{"prefix with no match", ListInput{Prefix: "zz", Max: 10}, "", "", false},
-		{"max zero", ListInput{Max: 0}, "", "", true},
+		{"max zero", ListInput{Max: 0}, "", "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

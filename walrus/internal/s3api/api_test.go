@@ -600,3 +600,22 @@ func TestEmptyBodyWithExpectClosesConnection(t *testing.T) {
 		t.Fatal("a PUT with a body closes its connection")
 	}
 }
+
+func TestMissingContentLength(t *testing.T) {
+	e := newEnv(t)
+	e.alice.must(req{method: "PUT", path: "/mcl"}, 200)
+	r, _ := http.NewRequest("PUT", e.url+"/mcl/k", io.MultiReader(strings.NewReader("chunked body")))
+	r.ContentLength = -1
+	if err := sigv4.Sign(r, "AKIDALICE", "alice-secret", "us-east-1", "s3", sigv4.UnsignedPayload, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 411 || !strings.Contains(string(body), "<Code>MissingContentLength</Code>") {
+		t.Fatalf("got %d %s", res.StatusCode, body)
+	}
+}
