@@ -93,26 +93,14 @@ func (a *API) uploadPart(rq *request) error {
 	if err != nil {
 		return err
 	}
-	size, err := a.bodySize(rq, a.cfg.MaxObjectSize)
-	if err != nil {
-		return err
-	}
-	wantMD5, err := contentMD5(rq.r.Header)
-	if err != nil {
-		return err
-	}
-	sum, err := newChecksummer(rq, u.ChecksumAlgorithm)
+	check, err := a.newBodyCheck(rq, u.ChecksumAlgorithm)
 	if err != nil {
 		return err
 	}
 	p, err := a.store.PutPart(rq.ctx, objstore.PartInput{
-		Bucket: rq.bucket, Key: rq.key, UploadID: u.ID, Number: n, Body: sum.wrap(rq.r.Body), Size: size,
-		Verify: func(p *objstore.Part) error {
-			if wantMD5 != "" && wantMD5 != p.ETag {
-				return badDigest(wantMD5, p.ETag)
-			}
-			cs, err := sum.result()
-			p.Checksum = cs
+		Bucket: rq.bucket, Key: rq.key, UploadID: u.ID, Number: n, Body: check.body(), Size: check.size,
+		Verify: func(p *objstore.Part) (err error) {
+			p.Checksum, err = check.verify(p.ETag)
 			return err
 		},
 	})
@@ -199,7 +187,7 @@ func (a *API) uploadPartCopy(rq *request) error {
 		return err
 	}
 	res := copyResult{XMLName: xml.Name{Local: "CopyPartResult"}, NS: ns, LastModified: isoTime(p.Modified), ETag: `"` + p.ETag + `"`}
-	res.setChecksum(p.Checksum)
+	res.set(p.Checksum)
 	return writeXML(rq.w, res)
 }
 
@@ -217,12 +205,7 @@ func (a *API) completeUpload(rq *request) error {
 	}
 	parts := make([]objstore.CompletePart, len(req.Parts))
 	for i, p := range req.Parts {
-		parts[i] = objstore.CompletePart{Number: p.PartNumber, ETag: p.ETag}
-		for _, v := range []string{p.ChecksumCRC32, p.ChecksumCRC32C, p.ChecksumCRC64NVME, p.ChecksumSHA1, p.ChecksumSHA256} {
-			if v != "" {
-				parts[i].Checksum = v
-			}
-		}
+		parts[i] = objstore.CompletePart{Number: p.PartNumber, ETag: p.ETag, Checksum: p.value()}
 	}
 	h := rq.r.Header
 	o, err := a.store.Complete(rq.ctx, objstore.CompleteInput{
@@ -238,20 +221,9 @@ func (a *API) completeUpload(rq *request) error {
 		NS: ns, Location: "http://" + rq.r.Host + "/" + rq.bucket + "/" + urlEncode(rq.key),
 		Bucket: rq.bucket, Key: rq.key, ETag: `"` + o.ETag + `"`,
 	}
-	if s := o.Checksum; s != nil {
-		res.ChecksumType = s.Type
-		switch s.Algorithm {
-		case "CRC32":
-			res.ChecksumCRC32 = s.Value
-		case "CRC32C":
-			res.ChecksumCRC32C = s.Value
-		case "CRC64NVME":
-			res.ChecksumCRC64NVME = s.Value
-		case "SHA1":
-			res.ChecksumSHA1 = s.Value
-		case "SHA256":
-			res.ChecksumSHA256 = s.Value
-		}
+	if o.Checksum != nil {
+		res.ChecksumType = o.Checksum.Type
+		res.set(o.Checksum)
 	}
 	return writeXML(rq.w, res)
 }
@@ -335,20 +307,7 @@ func (a *API) listParts(rq *request) error {
 	}
 	for _, p := range parts {
 		xp := xmlPart{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: `"` + p.ETag + `"`, Size: p.Size}
-		if c := p.Checksum; c != nil {
-			switch c.Algorithm {
-			case "CRC32":
-				xp.ChecksumCRC32 = c.Value
-			case "CRC32C":
-				xp.ChecksumCRC32C = c.Value
-			case "CRC64NVME":
-				xp.ChecksumCRC64NVME = c.Value
-			case "SHA1":
-				xp.ChecksumSHA1 = c.Value
-			case "SHA256":
-				xp.ChecksumSHA256 = c.Value
-			}
-		}
+		xp.set(p.Checksum)
 		out.Parts = append(out.Parts, xp)
 		out.NextPartNumberMarker = p.Number
 	}

@@ -248,24 +248,54 @@ func badDigest(wantHex, gotHex string) error {
 		With("ExpectedDigest", base64.StdEncoding.EncodeToString(want)).With("CalculatedDigest", gotHex)
 }
 
+// bodyCheck is what PutObject and UploadPart verify about a body: its
+// declared size, Content-MD5 and flexible checksum.
+type bodyCheck struct {
+	rq      *request
+	size    int64
+	wantMD5 string
+	sum     *checksummer
+}
+
+// newBodyCheck reads the request's size and digests; alg is the checksum
+// the server computes even when the client sends none ("" for none).
+func (a *API) newBodyCheck(rq *request, alg string) (*bodyCheck, error) {
+	size, err := a.bodySize(rq, a.cfg.MaxObjectSize)
+	if err != nil {
+		return nil, err
+	}
+	wantMD5, err := contentMD5(rq.r.Header)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := newChecksummer(rq, alg)
+	if err != nil {
+		return nil, err
+	}
+	return &bodyCheck{rq: rq, size: size, wantMD5: wantMD5, sum: sum}, nil
+}
+
+// body is the request body, hashed on the way through.
+func (c *bodyCheck) body() io.Reader { return c.sum.wrap(c.rq.r.Body) }
+
+// verify runs once the body was read to its end; etag is its MD5.
+func (c *bodyCheck) verify(etag string) (*objstore.Checksum, error) {
+	if c.wantMD5 != "" && c.wantMD5 != etag {
+		return nil, badDigest(c.wantMD5, etag)
+	}
+	return c.sum.result()
+}
+
 func (a *API) putObject(rq *request) error {
 	b, err := a.bucketFor(rq, acl.Write)
 	if err != nil {
 		return err
 	}
-	size, err := a.bodySize(rq, a.cfg.MaxObjectSize)
+	check, err := a.newBodyCheck(rq, "")
 	if err != nil {
 		return err
 	}
 	meta, err := metaFromHeaders(rq.r.Header)
-	if err != nil {
-		return err
-	}
-	wantMD5, err := contentMD5(rq.r.Header)
-	if err != nil {
-		return err
-	}
-	sum, err := newChecksummer(rq, "")
 	if err != nil {
 		return err
 	}
@@ -275,14 +305,10 @@ func (a *API) putObject(rq *request) error {
 		return err
 	}
 	o, err := a.store.Put(rq.ctx, objstore.PutInput{
-		Bucket: rq.bucket, Key: rq.key, Body: sum.wrap(rq.r.Body), Size: size,
+		Bucket: rq.bucket, Key: rq.key, Body: check.body(), Size: check.size,
 		Owner: owner, ACL: p, Meta: meta,
-		Verify: func(o *objstore.Object) error {
-			if wantMD5 != "" && wantMD5 != o.ETag {
-				return badDigest(wantMD5, o.ETag)
-			}
-			cs, err := sum.result()
-			o.Checksum = cs
+		Verify: func(o *objstore.Object) (err error) {
+			o.Checksum, err = check.verify(o.ETag)
 			return err
 		},
 	})
@@ -458,26 +484,10 @@ func (a *API) copyObject(rq *request) error {
 		return err
 	}
 	res := copyResult{XMLName: xml.Name{Local: "CopyObjectResult"}, NS: ns, LastModified: isoTime(o.Modified), ETag: `"` + o.ETag + `"`}
-	res.setChecksum(o.Checksum)
+	if o.Checksum != nil && o.Checksum.Type != "COMPOSITE" {
+		res.set(o.Checksum)
+	}
 	return writeXML(rq.w, res)
-}
-
-func (r *copyResult) setChecksum(sum *objstore.Checksum) {
-	if sum == nil || sum.Type == "COMPOSITE" {
-		return
-	}
-	switch sum.Algorithm {
-	case "CRC32":
-		r.ChecksumCRC32 = sum.Value
-	case "CRC32C":
-		r.ChecksumCRC32C = sum.Value
-	case "CRC64NVME":
-		r.ChecksumCRC64 = sum.Value
-	case "SHA1":
-		r.ChecksumSHA1 = sum.Value
-	case "SHA256":
-		r.ChecksumSHA256 = sum.Value
-	}
 }
 
 func (a *API) getObjectACL(rq *request) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/pkg/awserr"
+	"github.com/koala-cloud/koala/walrus/internal/objstore"
 )
 
 // ns is S3's XML namespace.
@@ -152,16 +153,58 @@ type listVersionsResult struct {
 	EncodingType        string       `xml:"EncodingType,omitempty"`
 }
 
+// xmlChecksums are the Checksum* elements of results, parts and the
+// parts a CompleteMultipartUpload lists: one of them is set.
+type xmlChecksums struct {
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+}
+
+func (x *xmlChecksums) field(alg string) *string {
+	switch alg {
+	case "CRC32":
+		return &x.ChecksumCRC32
+	case "CRC32C":
+		return &x.ChecksumCRC32C
+	case "CRC64NVME":
+		return &x.ChecksumCRC64NVME
+	case "SHA1":
+		return &x.ChecksumSHA1
+	case "SHA256":
+		return &x.ChecksumSHA256
+	}
+	return nil
+}
+
+// set reports sum in its algorithm's element.
+func (x *xmlChecksums) set(sum *objstore.Checksum) {
+	if sum == nil {
+		return
+	}
+	if f := x.field(sum.Algorithm); f != nil {
+		*f = sum.Value
+	}
+}
+
+// value is the one checksum given, if any.
+func (x *xmlChecksums) value() string {
+	for _, alg := range algorithms {
+		if v := *x.field(alg); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 type copyResult struct {
-	XMLName        xml.Name
-	NS             string `xml:"xmlns,attr"`
-	LastModified   string `xml:"LastModified"`
-	ETag           string `xml:"ETag"`
-	ChecksumCRC32  string `xml:"ChecksumCRC32,omitempty"`
-	ChecksumCRC32C string `xml:"ChecksumCRC32C,omitempty"`
-	ChecksumCRC64  string `xml:"ChecksumCRC64NVME,omitempty"`
-	ChecksumSHA1   string `xml:"ChecksumSHA1,omitempty"`
-	ChecksumSHA256 string `xml:"ChecksumSHA256,omitempty"`
+	XMLName      xml.Name
+	NS           string `xml:"xmlns,attr"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	xmlChecksums
 }
 
 type initiateResult struct {
@@ -174,41 +217,29 @@ type initiateResult struct {
 
 type completeRequest struct {
 	Parts []struct {
-		PartNumber        int    `xml:"PartNumber"`
-		ETag              string `xml:"ETag"`
-		ChecksumCRC32     string `xml:"ChecksumCRC32"`
-		ChecksumCRC32C    string `xml:"ChecksumCRC32C"`
-		ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME"`
-		ChecksumSHA1      string `xml:"ChecksumSHA1"`
-		ChecksumSHA256    string `xml:"ChecksumSHA256"`
+		PartNumber int    `xml:"PartNumber"`
+		ETag       string `xml:"ETag"`
+		xmlChecksums
 	} `xml:"Part"`
 }
 
 type completeResult struct {
-	XMLName           xml.Name `xml:"CompleteMultipartUploadResult"`
-	NS                string   `xml:"xmlns,attr"`
-	Location          string   `xml:"Location"`
-	Bucket            string   `xml:"Bucket"`
-	Key               string   `xml:"Key"`
-	ETag              string   `xml:"ETag"`
-	ChecksumCRC32     string   `xml:"ChecksumCRC32,omitempty"`
-	ChecksumCRC32C    string   `xml:"ChecksumCRC32C,omitempty"`
-	ChecksumCRC64NVME string   `xml:"ChecksumCRC64NVME,omitempty"`
-	ChecksumSHA1      string   `xml:"ChecksumSHA1,omitempty"`
-	ChecksumSHA256    string   `xml:"ChecksumSHA256,omitempty"`
-	ChecksumType      string   `xml:"ChecksumType,omitempty"`
+	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+	NS       string   `xml:"xmlns,attr"`
+	Location string   `xml:"Location"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	ETag     string   `xml:"ETag"`
+	xmlChecksums
+	ChecksumType string `xml:"ChecksumType,omitempty"`
 }
 
 type xmlPart struct {
-	PartNumber        int    `xml:"PartNumber"`
-	LastModified      string `xml:"LastModified"`
-	ETag              string `xml:"ETag"`
-	Size              int64  `xml:"Size"`
-	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
-	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
-	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
-	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
-	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+	PartNumber   int    `xml:"PartNumber"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	xmlChecksums
 }
 
 type listPartsResult struct {
