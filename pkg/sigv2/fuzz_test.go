@@ -3,6 +3,7 @@ package sigv2
 import (
 	"context"
 	"errors"
+	"github.com/koala-cloud/koala/internal/capture"
 	"net/url"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func FuzzS3Authorization(f *testing.F) {
 			t.Fatalf("unexpected error class %v", err)
 		}
 		r := serverRequest(t, "GET", "/capbucket?max-keys=0", [][2]string{{"Host", "h"}, {"Authorization", h}, {"Date", date}}, nil)
-		v := &S3Verifier{Keys: staticKeys{capturedKeyID: capturedSecret}, Now: fixedClock(time.Date(2026, 11, 21, 23, 33, 40, 0, time.UTC))}
+		v := &S3Verifier{Keys: staticKeys{capture.KeyID: capture.Secret}, Now: fixedClock(time.Date(2026, 11, 21, 23, 33, 40, 0, time.UTC))}
 		// Only the captured signature over the captured date can verify.
 		if _, err := v.Verify(r, ""); err == nil && (!strings.Contains(h, "5iHuuVSqgKgzEettAKZkP0QwLsY") || date != "Sat, 21 Nov 2026 23:33:40 -0000") {
 			t.Fatalf("verified %q with date %q", h, date)
@@ -53,10 +54,10 @@ func FuzzQueryVerify(f *testing.F) {
 		if err != nil {
 			return
 		}
-		v := &QueryVerifier{Keys: staticKeys{capturedKeyID: capturedSecret}, Now: fixedClock(time.Date(2026, 11, 21, 23, 33, 28, 0, time.UTC))}
+		v := &QueryVerifier{Keys: staticKeys{capture.KeyID: capture.Secret}, Now: fixedClock(time.Date(2026, 11, 21, 23, 33, 28, 0, time.UTC))}
 		_, err = v.Verify(context.Background(), "POST", host, "/", params)
 		if err == nil {
-			if params.Get("AWSAccessKeyId") != capturedKeyID {
+			if params.Get("AWSAccessKeyId") != capture.KeyID {
 				t.Fatalf("verified %q for another key", query)
 			}
 			return

@@ -8,11 +8,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
-)
 
-const (
-	capturedKeyID  = "AKIDEXAMPLE5254E42B"
-	capturedSecret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+	"github.com/koala-cloud/koala/internal/capture"
 )
 
 // TestQueryExamples verifies the example of AWS's "Signature Version 2
@@ -58,20 +55,20 @@ func TestQueryExamples(t *testing.T) {
 func TestCapturedQuerySigV2(t *testing.T) {
 	n := 0
 	for _, c := range loadCaptured(t) {
-		params, err := url.ParseQuery(string(c.body))
+		params, err := url.ParseQuery(string(c.Body))
 		if err != nil || !IsQuerySigned(params) {
 			continue
 		}
 		n++
-		t.Run(c.name()+"_"+params.Get("Action"), func(t *testing.T) {
+		t.Run(c.Name()+"_"+params.Get("Action"), func(t *testing.T) {
 			ctx := context.Background()
-			v := &QueryVerifier{Keys: staticKeys{capturedKeyID: capturedSecret}, Now: fixedClock(c.Time)}
-			host := c.header("Host")
+			v := &QueryVerifier{Keys: staticKeys{capture.KeyID: capture.Secret}, Now: fixedClock(c.Time)}
+			host := c.Header("Host")
 			auth, err := v.Verify(ctx, c.Method, host, c.Target, params)
 			if err != nil {
-				t.Fatalf("line %d: %v", c.line, err)
+				t.Fatalf("line %d: %v", c.Line, err)
 			}
-			if auth.AccessKeyID != capturedKeyID || auth.Time.Sub(c.Time).Abs() > time.Second {
+			if auth.AccessKeyID != capture.KeyID || auth.Time.Sub(c.Time).Abs() > time.Second {
 				t.Errorf("auth %+v", auth)
 			}
 			for k, vs := range params {
@@ -80,7 +77,7 @@ func TestCapturedQuerySigV2(t *testing.T) {
 				}
 				for _, i := range []int{0, len(vs[0]) - 1} {
 					p := cloneValues(params)
-					p.Set(k, mutate(vs[0], i))
+					p.Set(k, capture.Mutate(vs[0], i))
 					if _, err := v.Verify(ctx, c.Method, host, c.Target, p); err == nil {
 						t.Errorf("%s=%s verified", k, p.Get(k))
 					}

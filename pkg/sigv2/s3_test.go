@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/koala-cloud/koala/internal/capture"
 )
 
 const (
@@ -109,17 +111,17 @@ func TestS3DocExamples(t *testing.T) {
 func TestCapturedS3SigV2(t *testing.T) {
 	n := 0
 	for _, c := range loadCaptured(t) {
-		if !strings.HasPrefix(c.header("Authorization"), "AWS ") {
+		if !strings.HasPrefix(c.Header("Authorization"), "AWS ") {
 			continue
 		}
 		n++
-		t.Run(c.name(), func(t *testing.T) {
-			v := &S3Verifier{Keys: staticKeys{capturedKeyID: capturedSecret}, Now: fixedClock(c.Time)}
-			auth, err := v.Verify(c.request(t, "", [2]string{}), "")
+		t.Run(c.Name(), func(t *testing.T) {
+			v := &S3Verifier{Keys: staticKeys{capture.KeyID: capture.Secret}, Now: fixedClock(c.Time)}
+			auth, err := v.Verify(replay(t, c, "", [2]string{}), "")
 			if err != nil {
-				t.Fatalf("line %d (%s): %v", c.line, c.Client, err)
+				t.Fatalf("line %d (%s): %v", c.Line, c.Client, err)
 			}
-			if auth.AccessKeyID != capturedKeyID || auth.Presigned {
+			if auth.AccessKeyID != capture.KeyID || auth.Presigned {
 				t.Errorf("auth %+v", auth)
 			}
 			// every signed header
@@ -128,12 +130,12 @@ func TestCapturedS3SigV2(t *testing.T) {
 				if name != "date" && name != "content-md5" && name != "content-type" && !strings.HasPrefix(name, "x-amz-") {
 					continue
 				}
-				if name == "date" && c.header("x-amz-date") != "" {
+				if name == "date" && c.Header("x-amz-date") != "" {
 					continue // x-amz-date is signed instead
 				}
 				for _, i := range []int{0, len(h[1]) / 2, len(h[1]) - 1} {
-					val := mutate(h[1], i)
-					if _, err := v.Verify(c.request(t, "", [2]string{h[0], val}), ""); err == nil {
+					val := capture.Mutate(h[1], i)
+					if _, err := v.Verify(replay(t, c, "", [2]string{h[0], val}), ""); err == nil {
 						t.Errorf("%s: %q verified", h[0], val)
 					}
 				}
@@ -142,20 +144,20 @@ func TestCapturedS3SigV2(t *testing.T) {
 			// the query, and max-keys is not one)
 			path, _, _ := strings.Cut(c.Target, "?")
 			for i := 1; i < len(path); i++ {
-				tgt := mutate(c.Target, i)
-				if _, err := v.Verify(c.request(t, tgt, [2]string{}), ""); err == nil {
+				tgt := capture.Mutate(c.Target, i)
+				if _, err := v.Verify(replay(t, c, tgt, [2]string{}), ""); err == nil {
 					t.Errorf("target %q verified", tgt)
 				}
 			}
 			// the method
-			r := c.request(t, "", [2]string{})
+			r := replay(t, c, "", [2]string{})
 			r.Method = "DELETE"
 			if _, err := v.Verify(r, ""); !errors.Is(err, ErrSignature) {
 				t.Errorf("method changed: %v", err)
 			}
 			// the clock
 			v.Now = fixedClock(c.Time.Add(16 * time.Minute))
-			if _, err := v.Verify(c.request(t, "", [2]string{}), ""); !errors.Is(err, ErrSkewed) {
+			if _, err := v.Verify(replay(t, c, "", [2]string{}), ""); !errors.Is(err, ErrSkewed) {
 				t.Errorf("16 minutes later: %v", err)
 			}
 		})

@@ -1,107 +1,47 @@
 package sigv4
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/koala-cloud/koala/internal/capture"
 )
 
-// Credentials the captured requests were signed with
-// (testdata/requests/captured.jsonl at the top of the module, see its README in shared/testdata/requests).
-const (
-	capturedKeyID  = "AKIDEXAMPLE5254E42B"
-	capturedSecret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-)
+// capturedFile holds requests captured from real clients, signed with
+// capture.KeyID.
+const capturedFile = "../../testdata/requests/captured.jsonl"
 
-// captured is one request of testdata/requests/captured.jsonl at the top of the module.
-type captured struct {
-	Time    time.Time  `json:"time"`
-	Method  string     `json:"method"`
-	Target  string     `json:"target"`
-	Headers [][]string `json:"headers"`
-	BodyB64 string     `json:"body_b64"`
-	Client  string     `json:"client"`
-
-	line int
-	body []byte
-}
-
-func loadCaptured(t testing.TB) []captured {
+func loadCaptured(t testing.TB) []capture.Request {
 	t.Helper()
-	f, err := os.Open("../../testdata/requests/captured.jsonl")
+	reqs, err := capture.Load(capturedFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var out []captured
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	for n := 1; sc.Scan(); n++ {
-		var c captured
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			t.Fatalf("line %d: %v", n, err)
-		}
-		if c.body, err = base64.StdEncoding.DecodeString(c.BodyB64); err != nil {
-			t.Fatalf("line %d: %v", n, err)
-		}
-		c.line = n
-		out = append(out, c)
-	}
-	if err := sc.Err(); err != nil {
+	return reqs
+}
+
+func isSigV4(c capture.Request) bool {
+	return strings.HasPrefix(c.Header("Authorization"), "AWS4-") || strings.Contains(c.Target, "X-Amz-Algorithm=")
+}
+
+// replay rebuilds c as a Go server would present it, with optional changes
+// to the target, one header value, or the body (see capture.Request.Server).
+func replay(t testing.TB, c capture.Request, target string, header [2]string, body []byte) *http.Request {
+	t.Helper()
+	r, err := c.Server(target, header, body)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return out
-}
-
-func (c captured) header(name string) string {
-	for _, h := range c.Headers {
-		if strings.EqualFold(h[0], name) {
-			return h[1]
-		}
-	}
-	return ""
-}
-
-func (c captured) name() string {
-	client, _, _ := strings.Cut(c.Client, " ")
-	return strings.ReplaceAll(client, "/", "_") + "_" + c.Method + "_" + strings.ReplaceAll(c.Target, "/", "_")
-}
-
-func (c captured) isSigV4() bool {
-	return strings.HasPrefix(c.header("Authorization"), "AWS4-") || strings.Contains(c.Target, "X-Amz-Algorithm=")
-}
-
-// request rebuilds the request as a Go server would present it, with
-// optional changes to the target, one header value, or the body.
-func (c captured) request(t testing.TB, target string, header [2]string, body []byte) *http.Request {
-	t.Helper()
-	if target == "" {
-		target = c.Target
-	}
-	if body == nil {
-		body = c.body
-	}
-	var hs [][2]string
-	for _, h := range c.Headers {
-		v := h[1]
-		if header[0] != "" && strings.EqualFold(h[0], header[0]) {
-			v = header[1]
-		}
-		hs = append(hs, [2]string{h[0], v})
-	}
-	return serverRequest(t, c.Method, target, hs, body)
+	return r
 }
 
 func capturedVerifier(now time.Time) *Verifier {
-	return &Verifier{Keys: staticKeys{capturedKeyID: capturedSecret}, Now: fixedClock(now)}
+	return &Verifier{Keys: staticKeys{capture.KeyID: capture.Secret}, Now: fixedClock(now)}
 }
 
 // verifyAndRead verifies r and reads its body to io.EOF.
@@ -114,25 +54,6 @@ func verifyAndRead(v *Verifier, r *http.Request) (*Auth, []byte, error) {
 	return a, b, err
 }
 
-// mutate changes the byte at i of s into a different character of the
-// same kind that no canonicalisation can undo.
-func mutate(s string, i int) string {
-	b := []byte(s)
-	switch c := b[i]; {
-	case c >= '0' && c <= '8', c >= 'a' && c <= 'y', c >= 'A' && c <= 'Y':
-		b[i]++
-	case c == '9':
-		b[i] = '0'
-	case c == 'z':
-		b[i] = 'a'
-	case c == 'Z':
-		b[i] = 'A'
-	default:
-		b[i] = 'Q'
-	}
-	return string(b)
-}
-
 // TestCapturedSigV4 verifies every SigV4 request captured from a real
 // client, with the capture time as the clock, reads its body to io.EOF, and
 // checks that changing any signed byte makes verification (or the body
@@ -141,67 +62,67 @@ func TestCapturedSigV4(t *testing.T) {
 	reqs := loadCaptured(t)
 	count := 0
 	for _, c := range reqs {
-		if !c.isSigV4() {
+		if !isSigV4(c) {
 			continue
 		}
 		count++
-		t.Run(c.name(), func(t *testing.T) {
+		t.Run(c.Name(), func(t *testing.T) {
 			v := capturedVerifier(c.Time)
-			auth, body, err := verifyAndRead(v, c.request(t, "", [2]string{}, nil))
+			auth, body, err := verifyAndRead(v, replay(t, c, "", [2]string{}, nil))
 			if err != nil {
-				t.Fatalf("line %d (%s): %v", c.line, c.Client, err)
+				t.Fatalf("line %d (%s): %v", c.Line, c.Client, err)
 			}
-			if !bytes.Equal(body, c.body) {
-				t.Fatalf("body changed: %d bytes, want %d", len(body), len(c.body))
+			if !bytes.Equal(body, c.Body) {
+				t.Fatalf("body changed: %d bytes, want %d", len(body), len(c.Body))
 			}
-			if auth.AccessKeyID != capturedKeyID {
+			if auth.AccessKeyID != capture.KeyID {
 				t.Errorf("access key %q", auth.AccessKeyID)
 			}
 
-			a, err := parseAuthorization(c.header("Authorization"))
+			a, err := parseAuthorization(c.Header("Authorization"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, name := range a.signedHeaders {
-				val := c.header(name)
+				val := c.Header(name)
 				if val == "" {
 					t.Fatalf("signed header %s not sent", name)
 				}
 				for _, i := range []int{0, len(val) / 2, len(val) - 1} {
-					r := c.request(t, "", [2]string{name, mutate(val, i)}, nil)
+					r := replay(t, c, "", [2]string{name, capture.Mutate(val, i)}, nil)
 					if _, _, err := verifyAndRead(v, r); err == nil {
 						t.Errorf("header %s changed at %d: verified", name, i)
 					}
 				}
 			}
 			for i := 1; i < len(c.Target); i++ {
-				r := c.request(t, mutate(c.Target, i), [2]string{}, nil)
+				r := replay(t, c, capture.Mutate(c.Target, i), [2]string{}, nil)
 				if _, _, err := verifyAndRead(v, r); err == nil {
-					t.Errorf("target changed to %q: verified", mutate(c.Target, i))
+					t.Errorf("target changed to %q: verified", capture.Mutate(c.Target, i))
 				}
 			}
 			if strings.Contains(c.Target, "%2F") {
 				// ec2-ami-tools send a key's '/' as %2F but sign '/'; the
 				// path with '/' names the same object and verifies too.
 				tgt := strings.ReplaceAll(c.Target, "%2F", "/")
-				if _, _, err := verifyAndRead(v, c.request(t, tgt, [2]string{}, nil)); err != nil {
+				if _, _, err := verifyAndRead(v, replay(t, c, tgt, [2]string{}, nil)); err != nil {
 					t.Errorf("target %q: %v", tgt, err)
 				}
 				tgt = strings.ReplaceAll(c.Target, "%2F", "%252F")
-				if _, _, err := verifyAndRead(v, c.request(t, tgt, [2]string{}, nil)); !errors.Is(err, ErrSignature) {
+				if _, _, err := verifyAndRead(v, replay(t, c, tgt, [2]string{}, nil)); !errors.Is(err, ErrSignature) {
 					t.Errorf("target %q: err = %v, want ErrSignature", tgt, err)
 				}
 			}
 			other := map[string]string{"GET": "HEAD", "PUT": "POST", "POST": "PUT"}[c.Method]
-			r := c.request(t, "", [2]string{}, nil)
+			r := replay(t, c, "", [2]string{}, nil)
 			r.Method = other
 			if _, _, err := verifyAndRead(v, r); !errors.Is(err, ErrSignature) {
 				t.Errorf("method %s: err = %v, want ErrSignature", other, err)
 			}
-			if ph := c.header("X-Amz-Content-Sha256"); len(c.body) > 0 && ph != UnsignedPayload {
-				for _, i := range []int{0, len(c.body) / 2, len(c.body) - 1} {
-					b := []byte(mutate(string(c.body), i))
-					_, _, err := verifyAndRead(v, c.request(t, "", [2]string{}, b))
+			if ph := c.Header("X-Amz-Content-Sha256"); len(c.Body) > 0 && ph != UnsignedPayload {
+				for _, i := range []int{0, len(c.Body) / 2, len(c.Body) - 1} {
+					b := []byte(capture.Mutate(string(c.Body), i))
+					_, _, err := verifyAndRead(v, replay(t, c, "", [2]string{}, b))
 					want := ErrContentSHA256
 					if ph == "" { // hashed up front (boto 2): the signature fails
 						want = ErrSignature
@@ -210,14 +131,14 @@ func TestCapturedSigV4(t *testing.T) {
 						t.Errorf("body changed at %d: err = %v, want %v", i, err, want)
 					}
 				}
-				short := c.body[:len(c.body)-1]
-				if _, _, err := verifyAndRead(v, c.request(t, "", [2]string{}, short)); err == nil {
+				short := c.Body[:len(c.Body)-1]
+				if _, _, err := verifyAndRead(v, replay(t, c, "", [2]string{}, short)); err == nil {
 					t.Errorf("short body verified")
 				}
 			}
 			// The clock matters: 16 minutes later the request is refused.
 			v.Now = fixedClock(c.Time.Add(16 * time.Minute))
-			if _, _, err := verifyAndRead(v, c.request(t, "", [2]string{}, nil)); !errors.Is(err, ErrSkewed) {
+			if _, _, err := verifyAndRead(v, replay(t, c, "", [2]string{}, nil)); !errors.Is(err, ErrSkewed) {
 				t.Errorf("16 minutes later: err = %v, want ErrSkewed", err)
 			}
 		})

@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/koala-cloud/koala/internal/capture"
 )
 
 const (
@@ -141,7 +143,7 @@ func checkWire(t *testing.T, w wireRequest, wantBody []byte, wantPayload string)
 		if name == "host" {
 			hw.host = w.host + "0"
 		} else {
-			hw.header.Set(name, mutate(w.header.Get(name), 0))
+			hw.header.Set(name, capture.Mutate(w.header.Get(name), 0))
 		}
 		if _, _, err := verifyAndRead(clientVerifier(), hw.build(nil)); err == nil {
 			t.Errorf("changed header %s: verified", name)

@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/koala-cloud/koala/internal/capture"
 )
 
 // staticKeys is a Credentials backed by a map.
@@ -37,43 +36,12 @@ func mustTime(t testing.TB, layout, s string) time.Time {
 }
 
 // serverRequest builds the *http.Request a Go server would hand to a
-// handler for the given request line, headers and body: RequestURI is the
-// target as sent, Host is moved out of Header, URL is parsed leniently (the
-// test suites send raw spaces and UTF-8 in the path).
+// handler (see capture.ServerRequest).
 func serverRequest(t testing.TB, method, target string, headers [][2]string, body []byte) *http.Request {
 	t.Helper()
-	r := &http.Request{
-		Method:     method,
-		RequestURI: target,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     http.Header{},
-		Body:       http.NoBody,
-	}
-	u, err := url.ParseRequestURI(target)
+	r, err := capture.ServerRequest(method, target, headers, body)
 	if err != nil {
-		p, q, _ := strings.Cut(target, "?")
-		u = &url.URL{Path: p, RawQuery: q}
-	}
-	r.URL = u
-	for _, h := range headers {
-		if strings.EqualFold(h[0], "Host") {
-			r.Host = h[1]
-			continue
-		}
-		r.Header.Add(h[0], h[1])
-	}
-	r.ContentLength = int64(len(body))
-	if cl := r.Header.Get("Content-Length"); cl != "" {
-		n, err := strconv.ParseInt(cl, 10, 64)
-		if err != nil {
-			t.Fatalf("bad Content-Length %q", cl)
-		}
-		r.ContentLength = n
-	}
-	if len(body) > 0 {
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		t.Fatal(err)
 	}
 	return r
 }
