@@ -52,6 +52,15 @@ func (db *DB) drain() {
 }
 
 func (db *DB) run(group []*op) {
+	if db.beforeCommit != nil {
+		if err := db.beforeCommit(); err != nil {
+			for _, o := range group {
+				o.err = err
+				close(o.done)
+			}
+			return
+		}
+	}
 	err := db.Update(func(tx *Tx) error {
 		for _, o := range group {
 			if err := o.fn(tx); err != nil {
@@ -62,7 +71,7 @@ func (db *DB) run(group []*op) {
 	})
 	if err != nil && len(group) > 1 {
 		for _, o := range group {
-			o.err = db.Update(o.fn)
+			o.err = db.Update(o.fn) // beforeCommit already covered it
 			close(o.done)
 		}
 		return

@@ -41,6 +41,8 @@ type DB struct {
 	bolt    *bolt.DB
 	buckets map[string]bool
 
+	beforeCommit func() error
+
 	mu      sync.Mutex
 	pending []*op
 	running bool
@@ -50,6 +52,10 @@ type DB struct {
 type Options struct {
 	// NoSync skips fsync on commit; only for tests and benchmarks that say so.
 	NoSync bool
+	// BeforeCommit, when set, runs once before each group transaction of
+	// Commit, after the group is formed: the place to make durable, once
+	// for the whole group, what its records will point to.
+	BeforeCommit func() error
 }
 
 // Open opens (creating if needed) the database at path, creates the
@@ -59,7 +65,7 @@ func Open(path string, schema Schema, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db := &DB{bolt: b, buckets: map[string]bool{metaBucket: true}}
+	db := &DB{bolt: b, buckets: map[string]bool{metaBucket: true}, beforeCommit: opts.BeforeCommit}
 	for _, name := range schema.Buckets {
 		db.buckets[name] = true
 	}

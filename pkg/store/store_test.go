@@ -120,3 +120,34 @@ func BenchmarkCommit(b *testing.B) {
 		}
 	})
 }
+
+func TestBeforeCommitRunsPerGroupAndFailsIt(t *testing.T) {
+	fail := errors.New("cannot sync")
+	calls := 0
+	var mu sync.Mutex
+	db, err := Open(filepath.Join(t.TempDir(), "t.db"), testSchema, Options{BeforeCommit: func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 2 {
+			return fail
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	put := func(k string) error {
+		return db.Commit(func(tx *Tx) error { return tx.Put("things", []byte(k), thing{1}) })
+	}
+	if err := put("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("b"); !errors.Is(err, fail) {
+		t.Fatalf("commit after a failed hook: %v", err)
+	}
+	if err := db.View(func(tx *Tx) error { return tx.Get("things", []byte("b"), &thing{}) }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("record of a failed group is there: %v", err)
+	}
+}

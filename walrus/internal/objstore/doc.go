@@ -5,7 +5,8 @@
 //
 // Object data is streamed into tmp/<id>, fsynced, and only then committed:
 // one bbolt transaction records the object's metadata and marks <id> live in
-// the files bucket. After the commit the file is renamed to data/<xx>/<id>.
+// the files bucket. Before each group commit tmp/ itself is fsynced, so the
+// entries of the files it names survive a power cut on any filesystem. After the commit the file is renamed to data/<xx>/<id>.
 // Start-up recovery therefore needs to look only at tmp/: a file whose id is
 // live finishes its rename, any other file is a leftover of an interrupted
 // write and is removed. Data that a commit stops referencing (overwrite,

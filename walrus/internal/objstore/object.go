@@ -201,11 +201,7 @@ func (s *Store) Copy(ctx context.Context, in CopyInput) (Object, error) {
 		c.ID = id
 		dst.Chunks = append(dst.Chunks, c)
 	}
-	err = s.files.syncTmp()
-	if err == nil {
-		err = s.putRecord(dst, nil)
-	}
-	if err != nil {
+	if err := s.putRecord(dst, nil); err != nil {
 		for _, c := range dst.Chunks {
 			s.files.discard(c.ID)
 		}

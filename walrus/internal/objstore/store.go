@@ -49,7 +49,11 @@ func Open(dir string, log *slog.Logger, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(filepath.Join(dir, "walrus.db"), schema, store.Options{NoSync: opts.NoSync})
+	// A commit must never name a file whose directory entry a power cut
+	// could still lose: on a filesystem without a journal, fsync of a new
+	// file does not persist its entry. One fsync of tmp/ per group covers
+	// every file the group's records point to.
+	db, err := store.Open(filepath.Join(dir, "walrus.db"), schema, store.Options{NoSync: opts.NoSync, BeforeCommit: f.syncTmp})
 	if err != nil {
 		return nil, err
 	}
