@@ -196,9 +196,14 @@ func signS3(secret, sts string) []byte {
 
 // pathCandidates lists the paths a client may have signed: the raw path
 // as sent, and the path decoded (some clients sign the key unencoded). Both
-// name the same object.
-func pathCandidates(raw string) []string {
+// name the same object. For a path-style request to a bucket itself
+// ("/bucket"), botocore signs "/bucket/", the resource it would have for
+// virtual-host style; that names the same bucket too.
+func pathCandidates(raw string, pathStyle bool) []string {
 	out := []string{raw}
+	if pathStyle && len(raw) > 1 && strings.Count(raw, "/") == 1 {
+		out = append(out, raw+"/")
+	}
 	if strings.IndexByte(raw, '%') >= 0 {
 		if dec, err := url.PathUnescape(raw); err == nil && dec != raw {
 			out = append(out, dec)
@@ -265,7 +270,7 @@ func (v *S3Verifier) Verify(r *http.Request, vhostBucket string) (*Auth, error) 
 	amz := canonicalAmzHeaders(r.Header)
 	md5, ctype := strings.TrimSpace(r.Header.Get("Content-Md5")), strings.TrimSpace(r.Header.Get("Content-Type"))
 	ok := false
-	for _, p := range pathCandidates(rawPath) {
+	for _, p := range pathCandidates(rawPath, vhostBucket == "") {
 		sts := stringToSignS3(r.Method, md5, ctype, dateLine, amz, canonicalResource(vhostBucket, p, rawQ))
 		if hmac.Equal(signS3(secret, sts), sig) {
 			ok = true

@@ -1,6 +1,7 @@
 package sigv2
 
 import (
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -345,5 +346,32 @@ func TestCanonicalResource(t *testing.T) {
 		if got := canonicalResource(tc.vhost, tc.path, tc.query); got != tc.want {
 			t.Errorf("canonicalResource(%q, %q, %q) = %q, want %q", tc.vhost, tc.path, tc.query, got, tc.want)
 		}
+	}
+}
+
+// TestBucketResourceWithSlash: botocore's SigV2 signs a path-style request
+// for a bucket over "/bucket/"; that must verify for "/bucket", and must
+// not let a signature for key "k/" pass for key "k".
+func TestBucketResourceWithSlash(t *testing.T) {
+	now := time.Date(2026, 11, 21, 23, 34, 0, 0, time.UTC)
+	v := &S3Verifier{Keys: staticKeys{"AKID": "secret"}, Now: fixedClock(now)}
+	date := now.Format(http.TimeFormat)
+	for _, tc := range []struct {
+		sent, signed string
+		ok           bool
+	}{
+		{"/bucket", "/bucket/", true},
+		{"/bucket?acl", "/bucket/?acl", true},
+		{"/bucket/k", "/bucket/k/", false},
+	} {
+		t.Run(tc.sent, func(t *testing.T) {
+			sig := signS3("secret", stringToSignS3("PUT", "", "", date, "", tc.signed))
+			hdr := [][2]string{{"Host", "127.0.0.1:8776"}, {"Date", date},
+				{"Authorization", "AWS AKID:" + base64.StdEncoding.EncodeToString(sig)}}
+			_, err := v.Verify(serverRequest(t, "PUT", tc.sent, hdr, nil), "")
+			if (err == nil) != tc.ok {
+				t.Fatalf("verify %s signed as %s: %v", tc.sent, tc.signed, err)
+			}
+		})
 	}
 }

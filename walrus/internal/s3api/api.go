@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/koala-cloud/koala/pkg/awserr"
 	"github.com/koala-cloud/koala/pkg/sigv2"
@@ -140,15 +141,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err := a.serve(rq)
 	var code string
 	if err != nil {
+		if rw.wrote {
+			// The response has started, mostly a client gone mid-GET: all
+			// that is left is to cut it.
+			a.log.Warn("response cut short", "request_id", rq.id, "op", rq.op, "err", err)
+			panic(http.ErrAbortHandler)
+		}
 		ae := awserr.From(err, rules)
 		code = ae.Code
 		if ae.Code == awserr.Internal {
 			a.log.Error("internal error", "request_id", rq.id, "op", rq.op, "err", err)
-		}
-		if rw.wrote {
-			// The response has started: all that is left is to cut it.
-			a.log.Warn("error after response started", "request_id", rq.id, "op", rq.op, "err", err)
-			panic(http.ErrAbortHandler)
 		}
 		awserr.WriteS3(rw, r, ae, rq.resource(), rq.id, h.Get("x-amz-id-2"))
 	}
@@ -182,10 +184,16 @@ func (a *API) address(rq *request) error {
 	for _, d := range a.cfg.Domains {
 		if b, ok := strings.CutSuffix(host, "."+d); ok && b != "" {
 			rq.bucket, rq.key, rq.vhost = b, path, true
+			if !utf8.ValidString(rq.key) {
+				return awserr.New("InvalidURI", "")
+			}
 			return nil
 		}
 	}
 	rq.bucket, rq.key, _ = strings.Cut(path, "/")
+	if !utf8.ValidString(rq.bucket) || !utf8.ValidString(rq.key) {
+		return awserr.New("InvalidURI", "")
+	}
 	return nil
 }
 

@@ -253,6 +253,9 @@ func TestErrors(t *testing.T) {
 		{"checksum mismatch", a, req{method: "PUT", path: "/full/k3", body: "x", header: map[string]string{"x-amz-checksum-crc32": "AAAAAA=="}}, 400, "BadDigest"},
 		{"checksum malformed", a, req{method: "PUT", path: "/full/k3", body: "x", header: map[string]string{"x-amz-checksum-sha256": "AAAAAA=="}}, 400, "InvalidRequest"},
 		{"method not allowed", a, req{method: "POST", path: "/"}, 405, "MethodNotAllowed"},
+		{"key not utf-8", a, req{method: "GET", path: "/full/%AE%8A-"}, 400, "InvalidURI"},
+		{"grant to unknown email", a, req{method: "PUT", path: "/full?acl", header: map[string]string{"x-amz-grant-read": `emailAddress="nobody@example.com"`}}, 400, "UnresolvableGrantByEmailAddress"},
+		{"part of a simple object", a, req{method: "GET", path: "/full/key?partNumber=2"}, 416, "InvalidPartNumber"},
 		{"metadata too large", a, req{method: "PUT", path: "/full/k4", body: "x", header: map[string]string{"x-amz-meta-big": strings.Repeat("v", 2100)}}, 400, "MetadataTooLarge"},
 	}
 	for _, tc := range cases {
@@ -308,7 +311,7 @@ func TestObjectHeadersAndRanges(t *testing.T) {
 	a.must(req{method: "PUT", path: "/bkt1"}, 200)
 	body := "0123456789"
 	h := map[string]string{
-		"Content-Type": "text/plain", "Content-Disposition": "attachment", "Content-Encoding": "identity",
+		"Content-Type": "text/plain", "Content-Disposition": "attachment", "Content-Encoding": "deflate, gzip",
 		"Cache-Control": "no-cache", "Expires": "Thu, 01 Dec 1994 16:00:00 GMT", "x-amz-meta-Color": "blue",
 		"Content-MD5": b64md5(body), "x-amz-checksum-crc32c": crc32cB64(body),
 	}
@@ -318,7 +321,7 @@ func TestObjectHeadersAndRanges(t *testing.T) {
 	}
 	get := a.must(req{method: "GET", path: "/bkt1/dir/obj%20name", header: map[string]string{"x-amz-checksum-mode": "ENABLED"}}, 200)
 	for k, v := range map[string]string{
-		"Content-Type": "text/plain", "Content-Disposition": "attachment", "Content-Encoding": "identity",
+		"Content-Type": "text/plain", "Content-Disposition": "attachment", "Content-Encoding": "deflate, gzip",
 		"Cache-Control": "no-cache", "Expires": "Thu, 01 Dec 1994 16:00:00 GMT", "X-Amz-Meta-Color": "blue",
 		"ETag": md5hex(body), "Content-Length": "10", "Accept-Ranges": "bytes", "x-amz-checksum-crc32c": crc32cB64(body),
 	} {
@@ -442,6 +445,11 @@ func TestListV2Pages(t *testing.T) {
 	sort.Strings(got)
 	if strings.Join(got, ",") != "a%20b,a%2Bb,dir/,z" {
 		t.Fatalf("pages: %v", got)
+	}
+	// An empty token starts at the beginning and is echoed.
+	body := a.must(req{method: "GET", path: "/lst?list-type=2&continuation-token="}, 200).body
+	if !strings.Contains(body, "<ContinuationToken></ContinuationToken>") || !strings.Contains(body, "<KeyCount>5</KeyCount>") {
+		t.Fatalf("empty continuation token: %s", body)
 	}
 }
 

@@ -103,9 +103,9 @@ func (a *API) listObjects(rq *request, v2 bool) error {
 	switch {
 	case !v2:
 		in.After = q.Get("marker")
-	case q.Has("continuation-token"):
+	case token != "":
 		raw, err := base64.RawURLEncoding.DecodeString(token)
-		if err != nil || token == "" {
+		if err != nil {
 			return awserr.New("InvalidArgument", "The continuation token provided is incorrect").
 				With("ArgumentName", "continuation-token")
 		}
@@ -139,8 +139,12 @@ func (a *API) listObjects(rq *request, v2 bool) error {
 	}
 	out := listBucketV2Result{
 		NS: ns, Name: rq.bucket, Prefix: enc(in.Prefix), MaxKeys: max, KeyCount: len(objs) + len(prefixes),
-		Delimiter: enc(in.Delimiter), IsTruncated: res.Truncated, ContinuationToken: token,
+		Delimiter: enc(in.Delimiter), IsTruncated: res.Truncated,
 		StartAfter: enc(q.Get("start-after")), Contents: objs, CommonPrefixes: prefixes, EncodingType: encType,
+	}
+	if q.Has("continuation-token") {
+		// Echoed even when empty, as S3 does.
+		out.ContinuationToken = &token
 	}
 	if res.Truncated {
 		out.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(res.Last))

@@ -38,14 +38,7 @@ func metaFromHeaders(h http.Header) (objstore.Meta, error) {
 		WebsiteRedirect:    h.Get("X-Amz-Website-Redirect-Location"),
 		Tagging:            h.Get("X-Amz-Tagging"),
 	}
-	// aws-chunked is a transfer detail of the request, not the object's.
-	var encs []string
-	for _, e := range strings.Split(h.Get("Content-Encoding"), ",") {
-		if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
-			encs = append(encs, e)
-		}
-	}
-	m.ContentEncoding = strings.Join(encs, ",")
+	m.ContentEncoding = withoutAWSChunked(h.Get("Content-Encoding"))
 	if sc := h.Get("X-Amz-Storage-Class"); sc != "" {
 		if !storageClasses[sc] {
 			return m, awserr.New("InvalidStorageClass", "")
@@ -80,6 +73,26 @@ func metaFromHeaders(h http.Header) (objstore.Meta, error) {
 		}
 	}
 	return m, nil
+}
+
+// withoutAWSChunked removes the aws-chunked coding, a transfer detail of
+// the request, from a Content-Encoding value; any other value is kept as
+// the client wrote it.
+func withoutAWSChunked(v string) string {
+	parts := strings.Split(v, ",")
+	kept := parts[:0]
+	for _, e := range parts {
+		if !strings.EqualFold(strings.TrimSpace(e), "aws-chunked") {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == len(parts) {
+		return v
+	}
+	for i := range kept {
+		kept[i] = strings.TrimSpace(kept[i])
+	}
+	return strings.Join(kept, ",")
 }
 
 // setObjectHeaders sets the headers GET and HEAD return for o.

@@ -117,7 +117,7 @@ type listBucketV2Result struct {
 	KeyCount              int           `xml:"KeyCount"`
 	Delimiter             string        `xml:"Delimiter,omitempty"`
 	IsTruncated           bool          `xml:"IsTruncated"`
-	ContinuationToken     string        `xml:"ContinuationToken,omitempty"`
+	ContinuationToken     *string       `xml:"ContinuationToken"`
 	NextContinuationToken string        `xml:"NextContinuationToken,omitempty"`
 	StartAfter            string        `xml:"StartAfter,omitempty"`
 	Contents              []xmlContents `xml:"Contents"`
