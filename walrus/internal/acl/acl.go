@@ -12,6 +12,7 @@ var (
 	ErrMalformed        = errors.New("malformed access control policy")
 	ErrBadGrantHeader   = errors.New("malformed grant header")
 	ErrUnresolvable     = errors.New("grantee email address cannot be resolved")
+	ErrUnknownGrantee   = errors.New("invalid id")
 	ErrCannedAndGrants  = errors.New("specifying both canned acl and grant headers is not allowed")
 	ErrOwnerMismatch    = errors.New("acl owner is not the resource owner")
 	ErrUnknownPermisson = errors.New("unknown permission")
@@ -170,6 +171,22 @@ func userGrant(o Owner, perm Permission) Grant {
 	return Grant{Grantee{Type: TypeUser, ID: o.ID, DisplayName: o.DisplayName}, perm}
 }
 
+// userGrantee names the account with canonical ID id, which must exist
+// (or be EC2's image reader).
+func userGrantee(id string, owner Owner, res Resolver) (Grantee, error) {
+	switch {
+	case id == owner.ID:
+		return Grantee{Type: TypeUser, ID: id, DisplayName: owner.DisplayName}, nil
+	case id == ExecReader:
+		return Grantee{Type: TypeUser, ID: id, DisplayName: ExecReaderName}, nil
+	}
+	o, ok := res.ByID(id)
+	if !ok {
+		return Grantee{}, fmt.Errorf("%w: %q", ErrUnknownGrantee, id)
+	}
+	return Grantee{Type: TypeUser, ID: id, DisplayName: o.DisplayName}, nil
+}
+
 // Resolver finds accounts for grants that name them.
 type Resolver interface {
 	// ByEmail returns the owner whose account has the email address.
@@ -206,9 +223,9 @@ func FromGrantHeader(p *Policy, perm Permission, value string, res Resolver) err
 		var g Grantee
 		switch strings.ToLower(strings.TrimSpace(k)) {
 		case "id":
-			g = Grantee{Type: TypeUser, ID: v}
-			if o, ok := res.ByID(v); ok {
-				g.DisplayName = o.DisplayName
+			var err error
+			if g, err = userGrantee(v, p.Owner, res); err != nil {
+				return err
 			}
 		case "uri":
 			g = Grantee{Type: TypeGroup, URI: v}

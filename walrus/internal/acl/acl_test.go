@@ -75,7 +75,7 @@ func TestGrantHeader(t *testing.T) {
 	if len(p.Grants) != 3 || p.Grants[0].Grantee.DisplayName != "bob" || p.Grants[2].Grantee.ID != "bob-id" {
 		t.Fatalf("grants %+v", p.Grants)
 	}
-	for _, bad := range []string{`nobody="x"`, `id`, `emailAddress="who@example.com"`} {
+	for _, bad := range []string{`nobody="x"`, `id`, `emailAddress="who@example.com"`, `id="_foo"`} {
 		if err := FromGrantHeader(&p, Read, bad, res); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -109,6 +109,7 @@ func TestParseAndMarshalRoundTrip(t *testing.T) {
 		{"bad permission", `<AccessControlPolicy><Owner><ID>alice-id</ID></Owner><AccessControlList><Grant><Grantee xsi:type="CanonicalUser" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><ID>x</ID></Grantee><Permission>ALL</Permission></Grant></AccessControlList></AccessControlPolicy>`, ErrMalformed},
 		{"unknown group", `<AccessControlPolicy><Owner><ID>alice-id</ID></Owner><AccessControlList><Grant><Grantee xsi:type="Group" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><URI>http://example.com/g</URI></Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>`, ErrMalformed},
 		{"unknown email", strings.Replace(email, "bob@", "eve@", 1), ErrUnresolvable},
+		{"unknown user", `<AccessControlPolicy><Owner><ID>alice-id</ID></Owner><AccessControlList><Grant><Grantee xsi:type="CanonicalUser" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><ID>_foo</ID></Grantee><Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>`, ErrUnknownGrantee},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,11 +62,9 @@ func Parse(r io.Reader, owner Owner, res Resolver) (Policy, error) {
 			if g.Grantee.ID == "" {
 				return Policy{}, fmt.Errorf("%w: CanonicalUser grantee without ID", ErrMalformed)
 			}
-			gr = Grantee{Type: TypeUser, ID: g.Grantee.ID}
-			if gr.ID == owner.ID {
-				gr.DisplayName = owner.DisplayName
-			} else if o, ok := res.ByID(gr.ID); ok {
-				gr.DisplayName = o.DisplayName
+			var err error
+			if gr, err = userGrantee(g.Grantee.ID, owner, res); err != nil {
+				return Policy{}, err
 			}
 		case TypeGroup:
 			switch g.Grantee.URI {

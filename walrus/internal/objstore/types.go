@@ -26,8 +26,10 @@ var (
 
 // Bucket is a bucket's record.
 type Bucket struct {
-	Name    string     `json:"-"`
-	Owner   acl.Owner  `json:"owner"`
+	Name  string    `json:"-"`
+	Owner acl.Owner `json:"owner"`
+	// Account is the owner's 12-digit account ID.
+	Account string     `json:"account"`
 	Created time.Time  `json:"created"`
 	Region  string     `json:"region"`
 	ACL     acl.Policy `json:"acl"`

@@ -165,7 +165,28 @@ func (a *API) serve(rq *request) error {
 	if err := a.authenticate(rq); err != nil {
 		return err
 	}
+	if err := a.expectOwner(rq, rq.bucket, "X-Amz-Expected-Bucket-Owner"); err != nil {
+		return err
+	}
 	return a.dispatch(rq)
+}
+
+// expectOwner answers AccessDenied when the request names, in header, an
+// account that does not own bucket (the x-amz-expected-bucket-owner
+// safeguard against writing into a bucket that changed hands).
+func (a *API) expectOwner(rq *request, bucket, header string) error {
+	want := rq.r.Header.Get(header)
+	if want == "" || bucket == "" {
+		return nil
+	}
+	b, err := a.store.Bucket(rq.ctx, bucket)
+	if err != nil {
+		return err
+	}
+	if b.Account != want {
+		return accessDenied()
+	}
+	return nil
 }
 
 // address finds the bucket and key, from the host name (virtual-host

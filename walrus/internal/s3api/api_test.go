@@ -76,6 +76,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvIn(t, "us-east-1")
+}
+
+// newEnvIn starts an API serving region.
+func newEnvIn(t *testing.T, region string) *env {
+	t.Helper()
 	st, err := objstore.Open(t.TempDir(), slog.New(slog.DiscardHandler), objstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +91,7 @@ func newEnv(t *testing.T) *env {
 		"AKIDBOB":   {Account{ID: "222222222222", CanonicalID: "bob-cid", DisplayName: "bob", Email: "bob@example.com"}, "bob-secret"},
 	}
 	api := New(Config{
-		Region: "us-east-1", Domains: []string{"s3.test"}, MaxBuckets: 5,
+		Region: region, Domains: []string{"s3.test"}, MaxBuckets: 5,
 		MaxObjectSize: 1 << 20, MinPartSize: 1 << 10,
 	}, st, accts, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(api)
@@ -212,7 +218,11 @@ func TestErrors(t *testing.T) {
 		{"head no such key", a, req{method: "HEAD", path: "/full/nokey"}, 404, ""},
 		{"invalid bucket name", a, req{method: "PUT", path: "/Bad_Name"}, 400, "InvalidBucketName"},
 		{"bucket name is an ip", a, req{method: "PUT", path: "/192.168.1.1"}, 400, "InvalidBucketName"},
-		{"own bucket again", a, req{method: "PUT", path: "/full"}, 409, "BucketAlreadyOwnedByYou"},
+		{"own bucket again (us-east-1: 200)", a, req{method: "PUT", path: "/full"}, 200, ""},
+		{"expected owner differs", a, req{method: "GET", path: "/full", header: map[string]string{"x-amz-expected-bucket-owner": "222222222222"}}, 403, "AccessDenied"},
+		{"expected owner matches", a, req{method: "HEAD", path: "/full/key", header: map[string]string{"x-amz-expected-bucket-owner": "111111111111"}}, 200, ""},
+		{"expected source owner differs", a, req{method: "PUT", path: "/full/k5", header: map[string]string{"x-amz-copy-source": "/full/key", "x-amz-source-expected-bucket-owner": "222222222222"}}, 403, "AccessDenied"},
+		{"grant to unknown id", a, req{method: "PUT", path: "/full?acl", header: map[string]string{"x-amz-grant-read": `id="_foo"`}}, 400, "InvalidArgument"},
 		{"someone else's bucket", e.bob, req{method: "PUT", path: "/full"}, 409, "BucketAlreadyExists"},
 		{"bucket not empty", a, req{method: "DELETE", path: "/full"}, 409, "BucketNotEmpty"},
 		{"key too long", a, req{method: "PUT", path: "/full/" + strings.Repeat("k", 1025), body: "x"}, 400, "KeyTooLongError"},
@@ -275,7 +285,7 @@ func TestErrors(t *testing.T) {
 	}
 	a.t = t
 	// Nothing the failures touched is half there.
-	for _, k := range []string{"k2", "k3", "k4", "bobs"} {
+	for _, k := range []string{"k2", "k3", "k4", "k5", "bobs"} {
 		a.must(req{method: "HEAD", path: "/full/" + k}, 404)
 	}
 }
@@ -625,5 +635,17 @@ func TestMissingContentLength(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 411 || !strings.Contains(string(body), "<Code>MissingContentLength</Code>") {
 		t.Fatalf("got %d %s", res.StatusCode, body)
+	}
+}
+
+func TestRecreateOwnBucketOutsideUSEast1(t *testing.T) {
+	e := newEnvIn(t, "local")
+	e.alice.must(req{method: "PUT", path: "/mine"}, 200)
+	if r := e.alice.do(req{method: "PUT", path: "/mine"}); r.status != 409 || r.code() != "BucketAlreadyOwnedByYou" {
+		t.Fatalf("got %d %s", r.status, r.code())
+	}
+	loc := e.alice.must(req{method: "GET", path: "/mine?location"}, 200).body
+	if !strings.Contains(loc, ">local</LocationConstraint>") {
+		t.Fatalf("location: %s", loc)
 	}
 }

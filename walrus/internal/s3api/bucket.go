@@ -2,6 +2,7 @@ package s3api
 
 import (
 	"encoding/xml"
+	"errors"
 	"net"
 	"net/http"
 	"regexp"
@@ -117,7 +118,13 @@ func (a *API) createBucket(rq *request) error {
 	if err != nil {
 		return err
 	}
-	err = a.store.CreateBucket(rq.ctx, objstore.Bucket{Name: rq.bucket, Owner: owner, Region: a.cfg.Region, ACL: p}, a.cfg.MaxBuckets)
+	err = a.store.CreateBucket(rq.ctx, objstore.Bucket{
+		Name: rq.bucket, Owner: owner, Account: rq.account.ID, Region: a.cfg.Region, ACL: p,
+	}, a.cfg.MaxBuckets)
+	if errors.Is(err, objstore.ErrBucketOwned) && a.cfg.Region == "us-east-1" {
+		// S3's legacy answer in us-east-1: 200, and the ACL is reset.
+		err = a.store.SetBucketACL(rq.ctx, rq.bucket, p)
+	}
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ var rules = []awserr.Rule{
 	{Err: acl.ErrBadCanned, Code: "InvalidArgument", Detail: true},
 	{Err: acl.ErrMalformed, Code: "MalformedACLError"},
 	{Err: acl.ErrBadGrantHeader, Code: "InvalidArgument", Detail: true},
+	{Err: acl.ErrUnknownGrantee, Code: "InvalidArgument", Message: "Invalid id"},
 	{Err: acl.ErrUnresolvable, Code: "UnresolvableGrantByEmailAddress", Message: "The e-mail address you provided does not match any account on record."},
 	{Err: acl.ErrCannedAndGrants, Code: "InvalidRequest", Message: "Specifying both Canned ACLs and Header Grants is not allowed"},
 	{Err: acl.ErrOwnerMismatch, Code: "AccessDenied", Message: "Access Denied"},

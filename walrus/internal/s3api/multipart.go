@@ -150,6 +150,9 @@ func (a *API) uploadPartCopy(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.expectOwner(rq, srcBucket, "X-Amz-Source-Expected-Bucket-Owner"); err != nil {
+		return err
+	}
 	cond := copyConditions(rq.r.Header)
 	var rng byteRange
 	src, err := a.store.Open(rq.ctx, srcBucket, srcKey, func(o *objstore.Object) error {

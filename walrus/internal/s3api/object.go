@@ -442,6 +442,9 @@ func (a *API) copyObject(rq *request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.expectOwner(rq, srcBucket, "X-Amz-Source-Expected-Bucket-Owner"); err != nil {
+		return err
+	}
 	h := rq.r.Header
 	directive := h.Get("X-Amz-Metadata-Directive")
 	if directive != "" && directive != "COPY" && directive != "REPLACE" {
