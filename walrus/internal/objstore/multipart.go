@@ -179,6 +179,9 @@ type CompleteInput struct {
 	// Finish, when set, checks the chosen parts and may set the object's
 	// checksum; it runs inside the commit.
 	Finish func(u *Upload, parts []Part, o *Object) error
+	// Precondition, when set, decides at the commit whether the object
+	// may replace the one at its key.
+	Precondition Precondition
 }
 
 // Complete assembles the listed parts into the object, in one commit: the
@@ -258,12 +261,17 @@ func (s *Store) Complete(ctx context.Context, in CompleteInput) (Object, error) 
 		if err != nil {
 			return nil, nil, err
 		}
-		var old Object
-		switch err := store.GetIn(objs, []byte(in.Key), &old); {
-		case err == nil:
-			released = append(released, old.fileIDs()...)
-		case !errors.Is(err, store.ErrNotFound):
+		old, err := current(objs, in.Key)
+		if err != nil {
 			return nil, nil, err
+		}
+		if in.Precondition != nil {
+			if err := in.Precondition(old); err != nil {
+				return nil, nil, err
+			}
+		}
+		if old != nil {
+			released = append(released, old.fileIDs()...)
 		}
 		return nil, released, store.PutIn(objs, []byte(in.Key), o)
 	})

@@ -9,7 +9,13 @@ import (
 
 	"github.com/koala-cloud/koala/pkg/store"
 	"github.com/koala-cloud/koala/walrus/internal/acl"
+	bolt "go.etcd.io/bbolt"
 )
+
+// Precondition decides whether a write or delete may replace the object
+// it would replace: old is that object, nil when there is none. It runs
+// inside the commit, so no other write slips in between.
+type Precondition func(old *Object) error
 
 // PutInput describes an object to write.
 type PutInput struct {
@@ -23,12 +29,21 @@ type PutInput struct {
 	// commit, with the object as it will be stored; it may fill in the
 	// checksum. An error aborts the put and leaves no trace.
 	Verify func(o *Object) error
+	// Precondition, when set, is checked before the data is received and
+	// again, atomically, at the commit.
+	Precondition Precondition
 }
 
 // Put stores an object, replacing any object with the same key.
 func (s *Store) Put(ctx context.Context, in PutInput) (Object, error) {
 	if _, err := s.Bucket(ctx, in.Bucket); err != nil {
 		return Object{}, err
+	}
+	if in.Precondition != nil {
+		// Fail early rather than after receiving the whole body.
+		if err := s.checkCurrent(in.Bucket, in.Key, in.Precondition); err != nil {
+			return Object{}, err
+		}
 	}
 	w, err := s.writeData(ctx, in.Body, in.Size)
 	if err != nil {
@@ -46,32 +61,64 @@ func (s *Store) Put(ctx context.Context, in PutInput) (Object, error) {
 			return Object{}, err
 		}
 	}
-	if err := s.putRecord(o, nil); err != nil {
+	if err := s.putRecord(o, in.Precondition); err != nil {
 		s.files.discard(w.id)
 		return Object{}, err
 	}
 	return o, nil
 }
 
+// checkCurrent runs pre against the object as it is now.
+func (s *Store) checkCurrent(bucket, key string, pre Precondition) error {
+	return s.db.View(func(tx *store.Tx) error {
+		var o Object
+		switch err := getObject(tx, bucket, key, &o); {
+		case errors.Is(err, ErrNoSuchKey):
+			return pre(nil)
+		case err != nil:
+			return err
+		}
+		return pre(&o)
+	})
+}
+
+// current reads the object at key of objs for a precondition: nil if
+// there is none.
+func current(objs *bolt.Bucket, key string) (*Object, error) {
+	var old Object
+	switch err := store.GetIn(objs, []byte(key), &old); {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &old, nil
+}
+
 // putRecord commits o, whose chunk files are uncommitted, releasing the
-// files of the object it replaces and the extra ids given.
-func (s *Store) putRecord(o Object, alsoRelease []string) error {
+// files of the object it replaces, if pre allows replacing it.
+func (s *Store) putRecord(o Object, pre Precondition) error {
 	return s.commit(func(tx *store.Tx) (live, released []string, err error) {
 		objs, err := nested(tx, bktObjects, o.Bucket)
 		if err != nil {
 			return nil, nil, err
 		}
-		var old Object
-		switch err := store.GetIn(objs, []byte(o.Key), &old); {
-		case err == nil:
-			released = old.fileIDs()
-		case !errors.Is(err, store.ErrNotFound):
+		old, err := current(objs, o.Key)
+		if err != nil {
 			return nil, nil, err
+		}
+		if pre != nil {
+			if err := pre(old); err != nil {
+				return nil, nil, err
+			}
+		}
+		if old != nil {
+			released = old.fileIDs()
 		}
 		if err := store.PutIn(objs, []byte(o.Key), o); err != nil {
 			return nil, nil, err
 		}
-		return o.fileIDs(), append(released, alsoRelease...), nil
+		return o.fileIDs(), released, nil
 	})
 }
 
@@ -117,24 +164,28 @@ func (s *Store) Open(ctx context.Context, bucket, key string, check func(*Object
 	return &Reader{Object: o, files: s.files, ids: ids}, nil
 }
 
-// Delete removes an object; deleting a missing key is not an error, as in
-// S3. It reports whether an object was there.
-func (s *Store) Delete(ctx context.Context, bucket, key string) (bool, error) {
+// Delete removes an object if pre (when set) allows; deleting a missing
+// key is not an error, as in S3. It reports whether an object was there.
+func (s *Store) Delete(ctx context.Context, bucket, key string, pre Precondition) (bool, error) {
 	found := false
 	err := s.commit(func(tx *store.Tx) (live, released []string, err error) {
-		found = false
 		objs, err := nested(tx, bktObjects, bucket)
 		if err != nil {
 			return nil, nil, err
 		}
-		var old Object
-		switch err := store.GetIn(objs, []byte(key), &old); {
-		case errors.Is(err, store.ErrNotFound):
-			return nil, nil, nil
-		case err != nil:
+		old, err := current(objs, key)
+		if err != nil {
 			return nil, nil, err
 		}
-		found = true
+		if pre != nil {
+			if err := pre(old); err != nil {
+				return nil, nil, err
+			}
+		}
+		found = old != nil
+		if !found {
+			return nil, nil, nil
+		}
 		return nil, old.fileIDs(), objs.Delete([]byte(key))
 	})
 	return found, err

@@ -88,13 +88,13 @@ func TestPutGetOverwriteDelete(t *testing.T) {
 	if got := get(t, s, "a/../b"); got != "bye" {
 		t.Fatalf("after overwrite got %q", got)
 	}
-	if found, err := s.Delete(ctx, "b", "a/../b"); err != nil || !found {
+	if found, err := s.Delete(ctx, "b", "a/../b", nil); err != nil || !found {
 		t.Fatalf("delete: %v %v", found, err)
 	}
 	if _, err := s.Head(ctx, "b", "a/../b"); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("head after delete: %v", err)
 	}
-	if found, err := s.Delete(ctx, "b", "a/../b"); err != nil || found {
+	if found, err := s.Delete(ctx, "b", "a/../b", nil); err != nil || found {
 		t.Fatalf("second delete: %v %v", found, err)
 	}
 }
@@ -162,7 +162,7 @@ func TestReaderKeepsOldDataAcrossOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(t, s, "k", "new data!")
-	if _, err := s.Delete(ctx, "b", "k"); err != nil {
+	if _, err := s.Delete(ctx, "b", "k", nil); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -441,7 +441,7 @@ func TestCopySharesData(t *testing.T) {
 	if o.ETag != md5hex("source data") {
 		t.Fatalf("etag %s", o.ETag)
 	}
-	if _, err := s.Delete(ctx, "b", "src"); err != nil {
+	if _, err := s.Delete(ctx, "b", "src", nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := get(t, s, "dst"); got != "source data" {
@@ -506,5 +506,39 @@ func TestLargePutPipelines(t *testing.T) {
 	_, err = s.Put(ctx, PutInput{Bucket: "b", Key: "short", Body: bytes.NewReader(data[:len(data)-1]), Size: int64(len(data)), Owner: owner})
 	if !errors.Is(err, ErrIncompleteBody) {
 		t.Fatalf("short body: %v", err)
+	}
+}
+
+func TestConcurrentCreateOnlyOneWins(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	exists := errors.New("exists")
+	onlyNew := func(old *Object) error {
+		if old != nil {
+			return exists
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	results := make([]error, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i] = s.Put(ctx, PutInput{Bucket: "b", Key: "once", Body: strings.NewReader("x"), Size: 1, Owner: owner, Precondition: onlyNew})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range results {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, exists):
+			t.Fatal(err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d writers won", won)
 	}
 }

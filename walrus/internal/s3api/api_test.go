@@ -649,3 +649,50 @@ func TestRecreateOwnBucketOutsideUSEast1(t *testing.T) {
 		t.Fatalf("location: %s", loc)
 	}
 }
+
+func TestConditionalWrites(t *testing.T) {
+	e := newEnv(t)
+	a := e.alice
+	a.must(req{method: "PUT", path: "/cond"}, 200)
+	a.must(req{method: "PUT", path: "/cond/k", body: "v1", header: map[string]string{"If-None-Match": "*"}}, 200)
+	cases := []struct {
+		name   string
+		r      req
+		status int
+		code   string
+	}{
+		{"create over existing", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-None-Match": "*"}}, 412, "PreconditionFailed"},
+		{"if-none-match other than *", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-None-Match": md5hex("v1")}}, 501, "NotImplemented"},
+		{"replace with wrong etag", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-Match": `"abc"`}}, 412, "PreconditionFailed"},
+		{"replace missing", req{method: "PUT", path: "/cond/none", body: "v2", header: map[string]string{"If-Match": md5hex("v1")}}, 404, "NoSuchKey"},
+		{"delete with wrong etag", req{method: "DELETE", path: "/cond/k", header: map[string]string{"If-Match": `"abc"`}}, 412, "PreconditionFailed"},
+		{"delete missing with etag", req{method: "DELETE", path: "/cond/none", header: map[string]string{"If-Match": `"abc"`}}, 204, ""},
+		{"replace with right etag", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-Match": md5hex("v1")}}, 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a.t = t
+			r := a.do(tc.r)
+			if r.status != tc.status || r.code() != tc.code {
+				t.Fatalf("got %d %q want %d %q: %s", r.status, r.code(), tc.status, tc.code, r.body)
+			}
+		})
+	}
+	a.t = t
+	if got := a.must(req{method: "GET", path: "/cond/k"}, 200).body; got != "v2" {
+		t.Fatalf("after conditional writes: %q", got)
+	}
+	del := "<Delete><Object><Key>k</Key><ETag>\"abc\"</ETag></Object></Delete>"
+	r := a.must(req{method: "POST", path: "/cond?delete", body: del, header: map[string]string{"Content-MD5": b64md5(del)}}, 200)
+	if !strings.Contains(r.body, "<Code>PreconditionFailed</Code>") {
+		t.Fatalf("delete objects with a wrong etag: %s", r.body)
+	}
+	// A conditional CompleteMultipartUpload fails without losing the upload.
+	init := a.must(req{method: "POST", path: "/cond/k?uploads"}, 200).body
+	var u struct{ UploadId string }
+	xml.Unmarshal([]byte(init), &u)
+	etag := a.must(req{method: "PUT", path: "/cond/k?partNumber=1&uploadId=" + u.UploadId, body: "part"}, 200).header.Get("ETag")
+	a.must(req{method: "POST", path: "/cond/k?uploadId=" + u.UploadId, body: complete(1, etag), header: map[string]string{"If-None-Match": "*"}}, 412)
+	a.must(req{method: "POST", path: "/cond/k?uploadId=" + u.UploadId, body: complete(1, etag), header: map[string]string{"If-Match": md5hex("v2")}}, 200)
+	a.must(req{method: "DELETE", path: "/cond/k", header: map[string]string{"If-Match": etag[:1] + md5hex("v2")[1:]}}, 412)
+}

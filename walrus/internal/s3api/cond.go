@@ -126,3 +126,35 @@ func parseRange(v string, size int64) (r byteRange, ok bool, err error) {
 	}
 	return byteRange{start, end - start + 1}, true, nil
 }
+
+// writeConditions returns the precondition of a conditional write or
+// delete (If-Match, If-None-Match: *), or nil when the request has none.
+// missingOK is whether If-Match lets an absent object through (deletes)
+// or answers NoSuchKey (writes).
+func writeConditions(h http.Header, missingOK bool) (objstore.Precondition, error) {
+	match, noneMatch := h.Get("If-Match"), h.Get("If-None-Match")
+	if match == "" && noneMatch == "" {
+		return nil, nil
+	}
+	if noneMatch != "" && noneMatch != "*" {
+		return nil, awserr.New("NotImplemented", "A header you provided implies functionality that is not implemented").
+			With("Header", "If-None-Match")
+	}
+	return func(old *objstore.Object) error {
+		if noneMatch == "*" && old != nil {
+			return awserr.New("PreconditionFailed", "").With("Condition", "If-None-Match")
+		}
+		if match == "" {
+			return nil
+		}
+		switch {
+		case old == nil && missingOK:
+			return nil
+		case old == nil:
+			return awserr.New("NoSuchKey", "")
+		case !etagMatches(match, old.ETag):
+			return awserr.New("PreconditionFailed", "").With("Condition", "If-Match")
+		}
+		return nil
+	}, nil
+}

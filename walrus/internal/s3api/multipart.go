@@ -211,8 +211,13 @@ func (a *API) completeUpload(rq *request) error {
 		parts[i] = objstore.CompletePart{Number: p.PartNumber, ETag: p.ETag, Checksum: p.value()}
 	}
 	h := rq.r.Header
+	pre, err := writeConditions(h, false)
+	if err != nil {
+		return err
+	}
 	o, err := a.store.Complete(rq.ctx, objstore.CompleteInput{
 		Bucket: rq.bucket, Key: rq.key, UploadID: id, Parts: parts, MinPartSize: a.cfg.MinPartSize,
+		Precondition: pre,
 		Finish: func(u *objstore.Upload, chosen []objstore.Part, o *objstore.Object) error {
 			return finishChecksum(h, u, parts, chosen, o)
 		},

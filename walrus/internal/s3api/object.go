@@ -312,6 +312,10 @@ func (a *API) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
+	pre, err := writeConditions(rq.r.Header, false)
+	if err != nil {
+		return err
+	}
 	owner := rq.owner()
 	p, err := a.policyFromHeaders(rq, owner, b.Owner)
 	if err != nil {
@@ -319,7 +323,7 @@ func (a *API) putObject(rq *request) error {
 	}
 	o, err := a.store.Put(rq.ctx, objstore.PutInput{
 		Bucket: rq.bucket, Key: rq.key, Body: check.body(), Size: check.size,
-		Owner: owner, ACL: p, Meta: meta,
+		Owner: owner, ACL: p, Meta: meta, Precondition: pre,
 		Verify: func(o *objstore.Object) (err error) {
 			o.Checksum, err = check.verify(o.ETag)
 			return err
@@ -340,7 +344,11 @@ func (a *API) deleteObject(rq *request) error {
 	if _, err := a.bucketFor(rq, acl.Write); err != nil {
 		return err
 	}
-	if _, err := a.store.Delete(rq.ctx, rq.bucket, rq.key); err != nil {
+	pre, err := writeConditions(rq.r.Header, true)
+	if err != nil {
+		return err
+	}
+	if _, err := a.store.Delete(rq.ctx, rq.bucket, rq.key, pre); err != nil {
 		return err
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
@@ -393,7 +401,17 @@ func (a *API) deleteObjects(rq *request) error {
 			out.Errors = append(out.Errors, xmlDeleteErr{obj.Key, "NoSuchVersion", "The specified version does not exist."})
 			continue
 		}
-		if _, err := a.store.Delete(rq.ctx, rq.bucket, obj.Key); err != nil {
+		var pre objstore.Precondition
+		if obj.ETag != "" {
+			etag := obj.ETag
+			pre = func(old *objstore.Object) error {
+				if old != nil && !etagMatches(etag, old.ETag) {
+					return awserr.New("PreconditionFailed", "")
+				}
+				return nil
+			}
+		}
+		if _, err := a.store.Delete(rq.ctx, rq.bucket, obj.Key, pre); err != nil {
 			ae := awserr.From(err, rules)
 			out.Errors = append(out.Errors, xmlDeleteErr{obj.Key, ae.Code, ae.Message})
 			continue
