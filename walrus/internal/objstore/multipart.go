@@ -191,6 +191,11 @@ func (s *Store) Complete(ctx context.Context, in CompleteInput) (Object, error) 
 	err := s.commit(func(tx *store.Tx) (live, released []string, err error) {
 		var u Upload
 		if err := getUpload(tx, in.Bucket, in.Key, in.UploadID, &u); err != nil {
+			// A retry of a Complete that succeeded gets the same answer,
+			// as long as the object it made is still there.
+			if errors.Is(err, ErrNoSuchUpload) && getObject(tx, in.Bucket, in.Key, &o) == nil && o.Upload == in.UploadID {
+				return nil, nil, nil
+			}
 			return nil, nil, err
 		}
 		pb, err := partsOf(tx, in.UploadID)
@@ -231,7 +236,7 @@ func (s *Store) Complete(ctx context.Context, in CompleteInput) (Object, error) 
 			Bucket: in.Bucket, Key: in.Key, Size: size,
 			ETag:     fmt.Sprintf("%s-%d", hex.EncodeToString(sums.Sum(nil)), len(chosen)),
 			Modified: s.now().UTC().Truncate(time.Millisecond),
-			Owner:    u.Owner, ACL: u.ACL, Meta: u.Meta, Parts: len(chosen),
+			Owner:    u.Owner, ACL: u.ACL, Meta: u.Meta, Parts: len(chosen), Upload: in.UploadID,
 		}
 		for _, p := range chosen {
 			o.Chunks = append(o.Chunks, Chunk{ID: p.FileID, Size: p.Size, Checksum: p.Checksum})

@@ -82,6 +82,9 @@ type Object struct {
 	Chunks   []Chunk    `json:"chunks"`
 	// Parts is the number of parts of a multipart object, 0 otherwise.
 	Parts int `json:"parts,omitempty"`
+	// Upload is the ID of the multipart upload that made the object, so
+	// that a retried CompleteMultipartUpload succeeds again.
+	Upload string `json:"upload,omitempty"`
 }
 
 func (o *Object) fileIDs() []string {

@@ -481,12 +481,29 @@ func TestMultipartChecksums(t *testing.T) {
 			if !strings.Contains(list, "<ChecksumCRC32>"+crc32B64(p1)+"</ChecksumCRC32>") {
 				t.Fatalf("list parts: %s", list)
 			}
-			done := a.must(req{method: "POST", path: "/mpu/obj?uploadId=" + init.UploadId, body: complete(1, e1, 2, e2)}, 200).body
 			want := crc32B64(p1 + p2)
 			if typ == "COMPOSITE" {
 				raw1, _ := base64.StdEncoding.DecodeString(crc32B64(p1))
 				raw2, _ := base64.StdEncoding.DecodeString(crc32B64(p2))
 				want = crc32B64(string(raw1)+string(raw2)) + "-2"
+				// COMPOSITE needs every part's checksum listed.
+				r := a.do(req{method: "POST", path: "/mpu/obj?uploadId=" + init.UploadId, body: complete(1, e1, 2, e2)})
+				if r.status != 400 || r.code() != "InvalidRequest" {
+					t.Fatalf("complete without part checksums: %d %s", r.status, r.code())
+				}
+			}
+			withSums := strings.Replace(strings.Replace(complete(1, e1, 2, e2),
+				"</ETag></Part>", "</ETag><ChecksumCRC32>"+crc32B64(p1)+"</ChecksumCRC32></Part>", 1),
+				e2+"</ETag></Part>", e2+"</ETag><ChecksumCRC32>"+crc32B64(p2)+"</ChecksumCRC32></Part>", 1)
+			path := "/mpu/obj?uploadId=" + init.UploadId
+			r = a.do(req{method: "POST", path: path, body: withSums, header: map[string]string{"x-amz-checksum-crc32": crc32B64("wrong")}})
+			if r.status != 400 || r.code() != "BadDigest" {
+				t.Fatalf("complete with a wrong object checksum: %d %s", r.status, r.code())
+			}
+			done := a.must(req{method: "POST", path: path, body: withSums, header: map[string]string{"x-amz-checksum-crc32": strings.TrimSuffix(want, "-2")}}, 200).body
+			// A retried Complete gets the same answer.
+			if again := a.must(req{method: "POST", path: path, body: withSums}, 200).body; again != done {
+				t.Fatalf("retried complete:\n%s\n%s", again, done)
 			}
 			if !strings.Contains(done, "<ChecksumCRC32>"+want+"</ChecksumCRC32>") {
 				t.Fatalf("complete: %s (want %s)", done, want)

@@ -200,10 +200,8 @@ func (a *API) completeUpload(rq *request) error {
 	}
 	id := rq.q.Get("uploadId")
 	var req completeRequest
-	if err := readXML(rq.r.Body, &req); err != nil {
-		return err
-	}
-	if len(req.Parts) == 0 {
+	if err := readXML(rq.r.Body, &req); err != nil || len(req.Parts) == 0 {
+		// S3 calls an empty body malformed here too.
 		return awserr.New("MalformedXML", "")
 	}
 	parts := make([]objstore.CompletePart, len(req.Parts))
@@ -239,15 +237,18 @@ func (a *API) completeUpload(rq *request) error {
 // finishChecksum checks the part checksums a CompleteMultipartUpload lists
 // and sets the object's checksum from the parts'.
 func finishChecksum(h http.Header, u *objstore.Upload, listed []objstore.CompletePart, chosen []objstore.Part, o *objstore.Object) error {
+	alg := u.ChecksumAlgorithm
 	for i, p := range chosen {
 		if listed[i].Checksum == "" {
+			if alg != "" && u.ChecksumType == "COMPOSITE" {
+				return awserr.Newf("InvalidRequest", "The upload was created using a %s checksum. The complete request must include the checksum for each part. It was missing for part %d in the request.", strings.ToLower(alg), p.Number)
+			}
 			continue
 		}
 		if p.Checksum == nil || p.Checksum.Value != listed[i].Checksum {
 			return awserr.New("InvalidPart", "").With("PartNumber", strconv.Itoa(p.Number))
 		}
 	}
-	alg := u.ChecksumAlgorithm
 	if alg == "" {
 		return nil
 	}
@@ -260,13 +261,18 @@ func finishChecksum(h http.Header, u *objstore.Upload, listed []objstore.Complet
 	}
 	var missing missingChecksum
 	if errors.As(err, &missing) {
-		return awserr.Newf("InvalidRequest", "The upload was created using a %s checksum. The complete request must include the checksum for each part. It was missing for part %d in the request.", strings.ToLower(alg), missing.part)
+		return awserr.Newf("InvalidRequest", "The upload was created using a %s checksum, but part %d was uploaded without one.", strings.ToLower(alg), missing.part)
 	}
 	if err != nil {
 		return err
 	}
-	if want := h.Get(checksumHeader(alg)); want != "" && u.ChecksumType == "FULL_OBJECT" && want != value {
-		return awserr.Newf("BadDigest", "The %s you specified for the full object did not match the calculated checksum.", alg)
+	// The client may state the whole object's checksum; for COMPOSITE with
+	// or without the -N suffix.
+	if want := h.Get(checksumHeader(alg)); want != "" {
+		bare, _, _ := strings.Cut(value, "-")
+		if want != value && (u.ChecksumType != "COMPOSITE" || want != bare) {
+			return awserr.Newf("BadDigest", "The %s you specified did not match the calculated checksum.", alg)
+		}
 	}
 	o.Checksum = &objstore.Checksum{Algorithm: alg, Value: value, Type: u.ChecksumType}
 	return nil
