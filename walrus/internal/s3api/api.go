@@ -162,6 +162,10 @@ func (a *API) serve(rq *request) error {
 	if err := a.address(rq); err != nil {
 		return err
 	}
+	if rq.r.Method == http.MethodOptions {
+		rq.op = "PreflightRequest"
+		return preflight(rq)
+	}
 	if err := a.authenticate(rq); err != nil {
 		return err
 	}
@@ -169,6 +173,19 @@ func (a *API) serve(rq *request) error {
 		return err
 	}
 	return a.dispatch(rq)
+}
+
+// preflight answers a CORS preflight: walrus configures no CORS rules,
+// so S3's answers for a bucket without them.
+func preflight(rq *request) error {
+	h := rq.r.Header
+	if h.Get("Origin") == "" {
+		return awserr.New("BadRequest", "Insufficient information. Origin request header needed.")
+	}
+	if h.Get("Access-Control-Request-Method") == "" {
+		return awserr.New("BadRequest", "Invalid Access-Control-Request-Method: null")
+	}
+	return awserr.New("AccessForbidden", "CORSResponse: CORS is not enabled for this bucket.")
 }
 
 // expectOwner answers AccessDenied when the request names, in header, an

@@ -263,6 +263,8 @@ func TestErrors(t *testing.T) {
 		{"checksum mismatch", a, req{method: "PUT", path: "/full/k3", body: "x", header: map[string]string{"x-amz-checksum-crc32": "AAAAAA=="}}, 400, "BadDigest"},
 		{"checksum malformed", a, req{method: "PUT", path: "/full/k3", body: "x", header: map[string]string{"x-amz-checksum-sha256": "AAAAAA=="}}, 400, "InvalidRequest"},
 		{"method not allowed", a, req{method: "POST", path: "/"}, 405, "MethodNotAllowed"},
+		{"preflight without origin", e.anon, req{method: "OPTIONS", path: "/full/key"}, 400, "BadRequest"},
+		{"preflight", e.anon, req{method: "OPTIONS", path: "/full/key", header: map[string]string{"Origin": "http://x", "Access-Control-Request-Method": "GET"}}, 403, "AccessForbidden"},
 		{"key not utf-8", a, req{method: "GET", path: "/full/%AE%8A-"}, 400, "InvalidURI"},
 		{"grant to unknown email", a, req{method: "PUT", path: "/full?acl", header: map[string]string{"x-amz-grant-read": `emailAddress="nobody@example.com"`}}, 400, "UnresolvableGrantByEmailAddress"},
 		{"part of a simple object", a, req{method: "GET", path: "/full/key?partNumber=2"}, 416, "InvalidPartNumber"},
@@ -712,4 +714,42 @@ func TestConditionalWrites(t *testing.T) {
 	a.must(req{method: "POST", path: "/cond/k?uploadId=" + u.UploadId, body: complete(1, etag), header: map[string]string{"If-None-Match": "*"}}, 412)
 	a.must(req{method: "POST", path: "/cond/k?uploadId=" + u.UploadId, body: complete(1, etag), header: map[string]string{"If-Match": md5hex("v2")}}, 200)
 	a.must(req{method: "DELETE", path: "/cond/k", header: map[string]string{"If-Match": etag[:1] + md5hex("v2")[1:]}}, 412)
+}
+
+func TestListBucketsPages(t *testing.T) {
+	e := newEnv(t)
+	for _, b := range []string{"pa-1", "pa-2", "pa-3", "other"} {
+		e.alice.must(req{method: "PUT", path: "/" + b}, 200)
+	}
+	var names []string
+	token := ""
+	for range 5 {
+		path := "/?prefix=pa-&max-buckets=2"
+		if token != "" {
+			path += "&continuation-token=" + token
+		}
+		var res struct {
+			Buckets           []struct{ Name, BucketRegion string } `xml:"Buckets>Bucket"`
+			ContinuationToken string
+			Prefix            string
+		}
+		if err := xml.Unmarshal([]byte(e.alice.must(req{method: "GET", path: path}, 200).body), &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Prefix != "pa-" {
+			t.Errorf("prefix %q", res.Prefix)
+		}
+		for _, b := range res.Buckets {
+			names = append(names, b.Name+"@"+b.BucketRegion)
+		}
+		if token = res.ContinuationToken; token == "" {
+			break
+		}
+	}
+	if got := strings.Join(names, ","); got != "pa-1@us-east-1,pa-2@us-east-1,pa-3@us-east-1" {
+		t.Fatalf("buckets %s", got)
+	}
+	if r := e.alice.do(req{method: "GET", path: "/?max-buckets=abc"}); r.status != 400 || r.code() != "InvalidArgument" {
+		t.Fatalf("bad max-buckets: %d %s", r.status, r.code())
+	}
 }

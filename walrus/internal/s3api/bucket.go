@@ -1,11 +1,13 @@
 package s3api
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/koala-cloud/koala/pkg/awserr"
@@ -45,16 +47,42 @@ func (a *API) listBuckets(rq *request) error {
 	if rq.account == nil {
 		return accessDenied()
 	}
+	max := 10000
+	if v := rq.q.Get("max-buckets"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return awserr.New("InvalidArgument", "Argument max-buckets must be an integer between 1 and 10000").
+				With("ArgumentName", "max-buckets").With("ArgumentValue", v)
+		}
+		max = n
+	}
+	after := ""
+	if tok := rq.q.Get("continuation-token"); tok != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return awserr.New("InvalidArgument", "The continuation token provided is incorrect").
+				With("ArgumentName", "continuation-token")
+		}
+		after = string(raw)
+	}
 	bs, err := a.store.Buckets(rq.ctx, rq.account.CanonicalID)
 	if err != nil {
 		return err
 	}
-	out := listAllMyBucketsResult{NS: ns, Owner: xmlOwner{rq.account.CanonicalID, rq.account.DisplayName}}
 	prefix := rq.q.Get("prefix")
+	out := listAllMyBucketsResult{NS: ns, Owner: xmlOwner{rq.account.CanonicalID, rq.account.DisplayName}}
+	if rq.q.Has("prefix") {
+		out.Prefix = &prefix
+	}
 	for _, b := range bs {
-		if strings.HasPrefix(b.Name, prefix) {
-			out.Buckets = append(out.Buckets, xmlBucket{Name: b.Name, CreationDate: isoTime(b.Created)})
+		if !strings.HasPrefix(b.Name, prefix) || b.Name <= after {
+			continue
 		}
+		if len(out.Buckets) == max {
+			out.ContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(out.Buckets[max-1].Name))
+			break
+		}
+		out.Buckets = append(out.Buckets, xmlBucket{Name: b.Name, CreationDate: isoTime(b.Created), BucketRegion: b.Region})
 	}
 	return writeXML(rq.w, out)
 }
