@@ -239,7 +239,7 @@ func (s *Store) Complete(ctx context.Context, in CompleteInput) (Object, error) 
 			Owner:    u.Owner, ACL: u.ACL, Meta: u.Meta, Parts: len(chosen), Upload: in.UploadID,
 		}
 		for _, p := range chosen {
-			o.Chunks = append(o.Chunks, Chunk{ID: p.FileID, Size: p.Size, Checksum: p.Checksum})
+			o.Chunks = append(o.Chunks, Chunk{ID: p.FileID, Size: p.Size, Checksum: p.Checksum, Part: p.Number})
 		}
 		if in.Finish != nil {
 			if err := in.Finish(&u, chosen, &o); err != nil {

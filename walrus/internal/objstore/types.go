@@ -66,6 +66,9 @@ type Chunk struct {
 	ID       string    `json:"id"`
 	Size     int64     `json:"size"`
 	Checksum *Checksum `json:"sum,omitempty"`
+	// Part is the part number the chunk was uploaded as, 0 for the data
+	// of a simple PUT.
+	Part int `json:"n,omitempty"`
 }
 
 // Object is an object's record.

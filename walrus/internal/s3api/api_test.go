@@ -514,6 +514,15 @@ func TestMultipartChecksums(t *testing.T) {
 			if got.body != p1+p2 || got.header.Get("x-amz-checksum-crc32") != want {
 				t.Fatalf("get: %d bytes, checksum %s", len(got.body), got.header.Get("x-amz-checksum-crc32"))
 			}
+			attrs := a.must(req{method: "GET", path: "/mpu/obj?attributes", header: map[string]string{
+				"x-amz-object-attributes": "ETag,Checksum,ObjectParts,ObjectSize", "x-amz-max-parts": "1"}}, 200).body
+			for _, want := range []string{"<ChecksumCRC32>" + want + "</ChecksumCRC32>", "<ChecksumType>" + typ + "</ChecksumType>",
+				"<PartsCount>2</PartsCount>", "<PartNumber>1</PartNumber><Size>1024</Size>", "<IsTruncated>true</IsTruncated>",
+				"<ObjectSize>1028</ObjectSize>"} {
+				if !strings.Contains(attrs, want) {
+					t.Errorf("attributes lack %s: %s", want, attrs)
+				}
+			}
 			part := a.must(req{method: "GET", path: "/mpu/obj?partNumber=2"}, 206)
 			if part.body != p2 || part.header.Get("x-amz-mp-parts-count") != "2" {
 				t.Fatalf("part 2: %q %v", part.body, part.header)

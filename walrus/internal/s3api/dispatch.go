@@ -24,7 +24,7 @@ var unconfigured = map[string]string{
 // unbuilt names sub-resources no operation of walrus serves.
 var unbuilt = []string{
 	"analytics", "inventory", "metrics", "intelligent-tiering", "policyStatus",
-	"torrent", "restore", "select", "attributes", "retention", "legal-hold",
+	"torrent", "restore", "select", "retention", "legal-hold",
 	"object-lambda", "session", "renameObject",
 }
 
@@ -146,6 +146,9 @@ func (a *API) objectOp(rq *request) error {
 		case q.Has("tagging"):
 			rq.op = "GetObjectTagging"
 			return a.getObjectTagging(rq)
+		case q.Has("attributes"):
+			rq.op = "GetObjectAttributes"
+			return a.getObjectAttributes(rq)
 		}
 		rq.op = "GetObject"
 		return a.getObject(rq)
