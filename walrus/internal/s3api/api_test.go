@@ -690,7 +690,9 @@ func TestConditionalWrites(t *testing.T) {
 		code   string
 	}{
 		{"create over existing", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-None-Match": "*"}}, 412, "PreconditionFailed"},
-		{"if-none-match other than *", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-None-Match": md5hex("v1")}}, 501, "NotImplemented"},
+		{"if-none-match the etag", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-None-Match": md5hex("v1")}}, 412, "PreconditionFailed"},
+		{"if-none-match another etag", req{method: "PUT", path: "/cond/k", body: "v1", header: map[string]string{"If-None-Match": `"abc"`}}, 200, ""},
+		{"if-match any, missing", req{method: "PUT", path: "/cond/none", body: "v2", header: map[string]string{"If-Match": "*"}}, 404, "NoSuchKey"},
 		{"replace with wrong etag", req{method: "PUT", path: "/cond/k", body: "v2", header: map[string]string{"If-Match": `"abc"`}}, 412, "PreconditionFailed"},
 		{"replace missing", req{method: "PUT", path: "/cond/none", body: "v2", header: map[string]string{"If-Match": md5hex("v1")}}, 404, "NoSuchKey"},
 		{"delete with wrong etag", req{method: "DELETE", path: "/cond/k", header: map[string]string{"If-Match": `"abc"`}}, 412, "PreconditionFailed"},

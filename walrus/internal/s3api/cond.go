@@ -128,20 +128,17 @@ func parseRange(v string, size int64) (r byteRange, ok bool, err error) {
 }
 
 // writeConditions returns the precondition of a conditional write or
-// delete (If-Match, If-None-Match: *), or nil when the request has none.
+// delete (If-Match, If-None-Match, each * or ETags), or nil when the
+// request has none.
 // missingOK is whether If-Match lets an absent object through (deletes)
 // or answers NoSuchKey (writes).
-func writeConditions(h http.Header, missingOK bool) (objstore.Precondition, error) {
+func writeConditions(h http.Header, missingOK bool) objstore.Precondition {
 	match, noneMatch := h.Get("If-Match"), h.Get("If-None-Match")
 	if match == "" && noneMatch == "" {
-		return nil, nil
-	}
-	if noneMatch != "" && noneMatch != "*" {
-		return nil, awserr.New("NotImplemented", "A header you provided implies functionality that is not implemented").
-			With("Header", "If-None-Match")
+		return nil
 	}
 	return func(old *objstore.Object) error {
-		if noneMatch == "*" && old != nil {
+		if noneMatch != "" && old != nil && etagMatches(noneMatch, old.ETag) {
 			return awserr.New("PreconditionFailed", "").With("Condition", "If-None-Match")
 		}
 		if match == "" {
@@ -156,5 +153,5 @@ func writeConditions(h http.Header, missingOK bool) (objstore.Precondition, erro
 			return awserr.New("PreconditionFailed", "").With("Condition", "If-Match")
 		}
 		return nil
-	}, nil
+	}
 }

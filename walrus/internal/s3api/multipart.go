@@ -209,10 +209,7 @@ func (a *API) completeUpload(rq *request) error {
 		parts[i] = objstore.CompletePart{Number: p.PartNumber, ETag: p.ETag, Checksum: p.value()}
 	}
 	h := rq.r.Header
-	pre, err := writeConditions(h, false)
-	if err != nil {
-		return err
-	}
+	pre := writeConditions(h, false)
 	o, err := a.store.Complete(rq.ctx, objstore.CompleteInput{
 		Bucket: rq.bucket, Key: rq.key, UploadID: id, Parts: parts, MinPartSize: a.cfg.MinPartSize,
 		Precondition: pre,
@@ -237,18 +234,18 @@ func (a *API) completeUpload(rq *request) error {
 // finishChecksum checks the part checksums a CompleteMultipartUpload lists
 // and sets the object's checksum from the parts'.
 func finishChecksum(h http.Header, u *objstore.Upload, listed []objstore.CompletePart, chosen []objstore.Part, o *objstore.Object) error {
-	alg := u.ChecksumAlgorithm
+	unlisted := 0 // first part listed without its checksum
 	for i, p := range chosen {
-		if listed[i].Checksum == "" {
-			if alg != "" && u.ChecksumType == "COMPOSITE" {
-				return awserr.Newf("InvalidRequest", "The upload was created using a %s checksum. The complete request must include the checksum for each part. It was missing for part %d in the request.", strings.ToLower(alg), p.Number)
+		switch {
+		case listed[i].Checksum == "":
+			if unlisted == 0 {
+				unlisted = p.Number
 			}
-			continue
-		}
-		if p.Checksum == nil || p.Checksum.Value != listed[i].Checksum {
+		case p.Checksum == nil || p.Checksum.Value != listed[i].Checksum:
 			return awserr.New("InvalidPart", "").With("PartNumber", strconv.Itoa(p.Number))
 		}
 	}
+	alg := u.ChecksumAlgorithm
 	if alg == "" {
 		return nil
 	}
@@ -267,12 +264,15 @@ func finishChecksum(h http.Header, u *objstore.Upload, listed []objstore.Complet
 		return err
 	}
 	// The client may state the whole object's checksum; for COMPOSITE with
-	// or without the -N suffix.
+	// or without the -N suffix. S3 checks it before the part list.
 	if want := h.Get(checksumHeader(alg)); want != "" {
 		bare, _, _ := strings.Cut(value, "-")
 		if want != value && (u.ChecksumType != "COMPOSITE" || want != bare) {
 			return awserr.Newf("BadDigest", "The %s you specified did not match the calculated checksum.", alg)
 		}
+	}
+	if unlisted != 0 && u.ChecksumType == "COMPOSITE" {
+		return awserr.Newf("InvalidRequest", "The upload was created using a %s checksum. The complete request must include the checksum for each part. It was missing for part %d in the request.", strings.ToLower(alg), unlisted)
 	}
 	o.Checksum = &objstore.Checksum{Algorithm: alg, Value: value, Type: u.ChecksumType}
 	return nil

@@ -312,10 +312,7 @@ func (a *API) putObject(rq *request) error {
 	if err != nil {
 		return err
 	}
-	pre, err := writeConditions(rq.r.Header, false)
-	if err != nil {
-		return err
-	}
+	pre := writeConditions(rq.r.Header, false)
 	owner := rq.owner()
 	p, err := a.policyFromHeaders(rq, owner, b.Owner)
 	if err != nil {
@@ -344,10 +341,7 @@ func (a *API) deleteObject(rq *request) error {
 	if _, err := a.bucketFor(rq, acl.Write); err != nil {
 		return err
 	}
-	pre, err := writeConditions(rq.r.Header, true)
-	if err != nil {
-		return err
-	}
+	pre := writeConditions(rq.r.Header, true)
 	if _, err := a.store.Delete(rq.ctx, rq.bucket, rq.key, pre); err != nil {
 		return err
 	}
