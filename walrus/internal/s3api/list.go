@@ -64,6 +64,36 @@ func urlEncode(s string) string {
 	return b.String()
 }
 
+// listing is what every listing reads first: the right to list, the
+// page size (from the parameter maxName) and the key encoding.
+type listing struct {
+	max     int
+	enc     func(string) string
+	encType string
+}
+
+func (a *API) listing(rq *request, maxName string) (listing, error) {
+	var l listing
+	if _, err := a.bucketFor(rq, acl.Read); err != nil {
+		return l, err
+	}
+	var err error
+	if l.max, err = intParam(rq, maxName, maxList, maxList); err != nil {
+		return l, err
+	}
+	l.enc, l.encType, err = encoder(rq)
+	return l, err
+}
+
+// prefixes encodes common prefixes for a listing.
+func (l listing) prefixes(ps []string) []xmlPrefix {
+	var out []xmlPrefix
+	for _, p := range ps {
+		out = append(out, xmlPrefix{l.enc(p)})
+	}
+	return out
+}
+
 func storageClass(m objstore.Meta) string {
 	if m.StorageClass == "" {
 		return "STANDARD"
@@ -86,17 +116,11 @@ func contents(o objstore.Object, enc func(string) string, owner bool) xmlContent
 }
 
 func (a *API) listObjects(rq *request, v2 bool) error {
-	if _, err := a.bucketFor(rq, acl.Read); err != nil {
-		return err
-	}
-	max, err := intParam(rq, "max-keys", maxList, maxList)
+	l, err := a.listing(rq, "max-keys")
 	if err != nil {
 		return err
 	}
-	enc, encType, err := encoder(rq)
-	if err != nil {
-		return err
-	}
+	max, enc, encType := l.max, l.enc, l.encType
 	q := rq.q
 	in := objstore.ListInput{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"), Max: max}
 	token := q.Get("continuation-token")
@@ -121,10 +145,7 @@ func (a *API) listObjects(rq *request, v2 bool) error {
 	for _, o := range res.Objects {
 		objs = append(objs, contents(o, enc, !v2 || q.Get("fetch-owner") == "true"))
 	}
-	var prefixes []xmlPrefix
-	for _, p := range res.Prefixes {
-		prefixes = append(prefixes, xmlPrefix{enc(p)})
-	}
+	prefixes := l.prefixes(res.Prefixes)
 	if !v2 {
 		marker := enc(in.After)
 		out := listBucketResult{
@@ -155,17 +176,11 @@ func (a *API) listObjects(rq *request, v2 bool) error {
 // listVersions lists objects as S3 lists them in a bucket that never had
 // versioning: each key has one version, "null".
 func (a *API) listVersions(rq *request) error {
-	if _, err := a.bucketFor(rq, acl.Read); err != nil {
-		return err
-	}
-	max, err := intParam(rq, "max-keys", maxList, maxList)
+	l, err := a.listing(rq, "max-keys")
 	if err != nil {
 		return err
 	}
-	enc, encType, err := encoder(rq)
-	if err != nil {
-		return err
-	}
+	max, enc, encType := l.max, l.enc, l.encType
 	q := rq.q
 	in := objstore.ListInput{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"), After: q.Get("key-marker"), Max: max}
 	res, err := a.store.List(rq.ctx, rq.bucket, in)
@@ -183,9 +198,7 @@ func (a *API) listVersions(rq *request) error {
 			StorageClass: storageClass(o.Meta),
 		})
 	}
-	for _, p := range res.Prefixes {
-		out.CommonPrefixes = append(out.CommonPrefixes, xmlPrefix{enc(p)})
-	}
+	out.CommonPrefixes = l.prefixes(res.Prefixes)
 	if res.Truncated {
 		out.NextKeyMarker, out.NextVersionIDMarker = enc(res.Last), "null"
 	}

@@ -329,17 +329,11 @@ func (a *API) listParts(rq *request) error {
 }
 
 func (a *API) listUploads(rq *request) error {
-	if _, err := a.bucketFor(rq, acl.Read); err != nil {
-		return err
-	}
-	max, err := intParam(rq, "max-uploads", maxList, maxList)
+	l, err := a.listing(rq, "max-uploads")
 	if err != nil {
 		return err
 	}
-	enc, encType, err := encoder(rq)
-	if err != nil {
-		return err
-	}
+	max, enc, encType := l.max, l.enc, l.encType
 	q := rq.q
 	in := objstore.UploadsInput{
 		Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"),
@@ -364,8 +358,6 @@ func (a *API) listUploads(rq *request) error {
 			Initiated: isoTime(u.Initiated), ChecksumAlgorithm: u.ChecksumAlgorithm,
 		})
 	}
-	for _, p := range res.Prefixes {
-		out.CommonPrefixes = append(out.CommonPrefixes, xmlPrefix{enc(p)})
-	}
+	out.CommonPrefixes = l.prefixes(res.Prefixes)
 	return writeXML(rq.w, out)
 }
