@@ -2,20 +2,18 @@ package accounts
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/koala-cloud/koala/pkg/ident"
 )
 
 // ErrUnknownKey is returned for an access key no account holds.
@@ -169,12 +167,12 @@ func Create(path, name, email string) (Account, error) {
 		}
 	}
 	a := Account{
-		AccountID:       digits(12),
-		CanonicalUserID: randHex(32),
+		AccountID:       ident.AccountID(),
+		CanonicalUserID: ident.CanonicalID(),
 		DisplayName:     name,
 		Email:           email,
-		AccessKeyID:     "AKIA" + upperAlnum(16),
-		SecretAccessKey: secret(),
+		AccessKeyID:     ident.AccessKeyID(),
+		SecretAccessKey: ident.SecretKey(),
 	}
 	doc.Accounts = append(doc.Accounts, a)
 	data, err := json.MarshalIndent(doc, "", "  ")
@@ -189,38 +187,4 @@ func Create(path, name, email string) (Account, error) {
 		return Account{}, fmt.Errorf("write accounts: %w", err)
 	}
 	return a, nil
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func digits(n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		d, _ := rand.Int(rand.Reader, big.NewInt(10))
-		if i == 0 && d.Int64() == 0 {
-			d = big.NewInt(1)
-		}
-		b.WriteString(d.String())
-	}
-	return b.String()
-}
-
-func upperAlnum(n int) string {
-	const set = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = set[int(b[i])%len(set)]
-	}
-	return string(b)
-}
-
-func secret() string {
-	b := make([]byte, 30)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
 }
