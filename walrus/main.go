@@ -133,6 +133,10 @@ func createAccount(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "walrus:", err)
 		return 1
 	}
+	if cfg.CloudctlURL != "" {
+		fmt.Fprintln(stderr, "walrus: accounts belong to cloudctl here; use: cloudctl admin account create", name)
+		return 1
+	}
 	acct, err := accounts.Create(cfg.AccountsFile, name, *email)
 	if err != nil {
 		fmt.Fprintln(stderr, "walrus:", err)

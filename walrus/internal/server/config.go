@@ -19,6 +19,15 @@ type Config struct {
 	// AccountsFile lists the accounts and keys walrus accepts when it runs
 	// standalone.
 	AccountsFile string `json:"accounts_file"`
+	// CloudctlURL, when set, makes walrus resolve access keys and accounts
+	// through cloudctl's internal API instead of AccountsFile.
+	CloudctlURL string `json:"cloudctl_url,omitempty"`
+	// ComponentCredentials is the JSON file (access_key_id,
+	// secret_access_key) walrus signs its calls to cloudctl with.
+	ComponentCredentials string `json:"component_credentials,omitempty"`
+	// KeyCacheTTL is how long a key looked up in cloudctl is trusted: the
+	// longest a revoked key keeps working.
+	KeyCacheTTL Duration `json:"key_cache_ttl"`
 	// Region is the region the endpoint serves and reports for buckets.
 	Region string `json:"region"`
 	// Domains enable virtual-host addressing: bucket.<domain>.
@@ -64,6 +73,7 @@ func Defaults() Config {
 		MaxObjectSize:        5 << 30,
 		MinPartSize:          5 << 20,
 		MaxSkew:              Duration{15 * time.Minute},
+		KeyCacheTTL:          Duration{5 * time.Second},
 		LogLevel:             "info",
 	}
 }
@@ -90,8 +100,11 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is empty"))
 	}
-	if c.AccountsFile == "" {
-		errs = append(errs, errors.New("accounts_file is empty"))
+	if c.CloudctlURL == "" && c.AccountsFile == "" {
+		errs = append(errs, errors.New("accounts_file is empty and no cloudctl_url is set"))
+	}
+	if c.CloudctlURL != "" && c.ComponentCredentials == "" {
+		errs = append(errs, errors.New("cloudctl_url needs component_credentials"))
 	}
 	if c.Region == "" {
 		errs = append(errs, errors.New("region is empty"))

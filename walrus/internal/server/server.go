@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/walrus/internal/accounts"
 	"github.com/koala-cloud/koala/walrus/internal/acl"
 	"github.com/koala-cloud/koala/walrus/internal/objstore"
@@ -35,7 +38,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	accts, err := accounts.Open(cfg.AccountsFile)
+	accts, err := accountSource(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +108,37 @@ func (s *Server) Close() error {
 	return errors.Join(err, s.store.Close())
 }
 
-// accountsAdapter serves s3api's view of accounts from the file provider.
-type accountsAdapter struct{ f *accounts.File }
+// accountProvider is what walrus needs of a credential source: the
+// standalone file or cloudctl.
+type accountProvider interface {
+	Key(ctx context.Context, accessKeyID string) (accounts.Account, error)
+	ByEmail(email string) (accounts.Account, bool)
+	ByID(id string) (accounts.Account, bool)
+}
+
+// accountSource picks the credential source the configuration names.
+func accountSource(cfg Config) (accountProvider, error) {
+	if cfg.CloudctlURL == "" {
+		return accounts.Open(cfg.AccountsFile)
+	}
+	data, err := os.ReadFile(cfg.ComponentCredentials)
+	if err != nil {
+		return nil, fmt.Errorf("component credentials: %w", err)
+	}
+	var cred struct {
+		AccessKeyID     string `json:"access_key_id"`
+		SecretAccessKey string `json:"secret_access_key"`
+	}
+	if err := json.Unmarshal(data, &cred); err != nil || cred.AccessKeyID == "" {
+		return nil, fmt.Errorf("component credentials %s: not a key pair (%v)", cfg.ComponentCredentials, err)
+	}
+	client := &api.Client{BaseURL: cfg.CloudctlURL, AccessKeyID: cred.AccessKeyID, Secret: cred.SecretAccessKey,
+		HTTP: &http.Client{Timeout: 10 * time.Second}}
+	return accounts.NewRemote(client, cfg.KeyCacheTTL.Duration, 5*time.Minute), nil
+}
+
+// accountsAdapter serves s3api's view of accounts from the provider.
+type accountsAdapter struct{ f accountProvider }
 
 func (a accountsAdapter) Key(ctx context.Context, accessKeyID string) (s3api.Account, string, error) {
 	acct, err := a.f.Key(ctx, accessKeyID)
