@@ -1,13 +1,13 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/koala-cloud/koala/pkg/config"
 )
 
 // Config is walrus's configuration.
@@ -45,21 +45,7 @@ type Config struct {
 }
 
 // Duration is a time.Duration written as "15m" in JSON.
-type Duration struct{ time.Duration }
-
-// MarshalJSON writes d as a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-// UnmarshalJSON reads a Go duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	d.Duration = v
-	return err
-}
+type Duration = config.Duration
 
 // Defaults returns the configuration walrus runs with when nothing is set.
 func Defaults() Config {
@@ -72,8 +58,8 @@ func Defaults() Config {
 		MaxBucketsPerAccount: 100,
 		MaxObjectSize:        5 << 30,
 		MinPartSize:          5 << 20,
-		MaxSkew:              Duration{15 * time.Minute},
-		KeyCacheTTL:          Duration{5 * time.Second},
+		MaxSkew:              Duration{Duration: 15 * time.Minute},
+		KeyCacheTTL:          Duration{Duration: 5 * time.Second},
 		LogLevel:             "info",
 	}
 }
@@ -81,14 +67,8 @@ func Defaults() Config {
 // Load reads a JSON configuration file over the defaults.
 func Load(path string) (Config, error) {
 	cfg := Defaults()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("read config: %w", err)
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return cfg, fmt.Errorf("parse config %s: %w", path, err)
-	}
-	return cfg, nil
+	err := config.Load(path, &cfg)
+	return cfg, err
 }
 
 // Validate reports what is wrong with c.
