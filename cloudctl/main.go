@@ -1,13 +1,118 @@
-// Command cloudctl is a daemon of the cloud that later issues build; for now it
-// only reports that it is not built yet, so that every binary exists.
+// Command cloudctl is the cloud controller: the EC2 Query API, accounts and
+// credentials, and the internal API the other daemons ask.
+//
+//	cloudctl serve [-config FILE]
+//	cloudctl admin init [-config FILE] [-walrus-key FILE]
+//	cloudctl admin account create NAME [-email ADDR] | list | delete NAME
+//	cloudctl admin access-key create ACCOUNT | list ACCOUNT | delete KEY-ID
+//	cloudctl admin credentials ACCOUNT [-dir DIR]
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/server"
 )
 
+const usage = `usage:
+  cloudctl serve [-config FILE]
+  cloudctl admin init [-config FILE] [-walrus-key FILE]
+  cloudctl admin account create NAME [-email ADDR] [-config FILE]
+  cloudctl admin account list [-config FILE]
+  cloudctl admin account delete NAME [-config FILE]
+  cloudctl admin access-key create ACCOUNT [-config FILE]
+  cloudctl admin access-key list ACCOUNT [-config FILE]
+  cloudctl admin access-key delete KEY-ID [-config FILE]
+  cloudctl admin credentials ACCOUNT [-dir DIR] [-config FILE]
+
+FILE defaults to $CLOUDCTL_CONFIG, else var/cloudctl/config.json when it exists.
+The admin verbs talk to the running cloudctl over its admin socket, or
+open its database when it is not running.
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "cloudctl: not built yet")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) >= 1 && args[0] == "serve":
+		return serve(ctx, args[1:], stderr)
+	case len(args) >= 2 && args[0] == "admin":
+		return adminCommand(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+// loadConfig reads the configuration named by -config, $CLOUDCTL_CONFIG or
+// the default path, falling back to the defaults when none exists.
+func loadConfig(path string) (server.Config, error) {
+	if path == "" {
+		path = os.Getenv("CLOUDCTL_CONFIG")
+	}
+	if path == "" {
+		path = "var/cloudctl/config.json"
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return server.Defaults(), nil
+		}
+	}
+	return server.Load(path)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) int {
+	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "configuration file (JSON)")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "cloudctl:", err)
+		return 1
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		fmt.Fprintln(stderr, "cloudctl: log_level:", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	if err := srv.Start(ctx); err != nil {
+		log.Error("start", "err", err)
+		_ = srv.Close()
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-srv.Done():
+		if err != nil {
+			log.Error("serve", "err", err)
+			_ = srv.Close()
+			return 1
+		}
+	}
+	log.Info("cloudctl stopping")
+	if err := srv.Close(); err != nil {
+		log.Error("stop", "err", err)
+		return 1
+	}
+	return 0
 }

@@ -11,6 +11,7 @@ run=$var/run
 mkdir -p "$run" "$var/log"
 
 WALRUS_ADDR=${WALRUS_ADDR:-127.0.0.1:8776}
+CLOUDCTL_ADDR=${CLOUDCTL_ADDR:-127.0.0.1:8773}
 REGION=${REGION:-us-east-1}
 
 alive() { [[ -f $run/$1.pid ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
@@ -25,6 +26,41 @@ wait_http() { # name url
   return 1
 }
 
+# start NAME ARGS...: start bin/NAME in the background unless it runs.
+start() {
+  local name=$1
+  shift
+  if alive "$name"; then
+    echo "$name already running (pid $(cat "$run/$name.pid"))"
+  else
+    nohup "bin/$name" "$@" >>"$var/log/$name.log" 2>&1 </dev/null &
+    echo $! >"$run/$name.pid"
+  fi
+}
+
+start_cloudctl() {
+  local cfg=$var/cloudctl/config.json
+  mkdir -p "$var/cloudctl"
+  if [[ ! -f $cfg ]]; then
+    cat >"$cfg" <<JSON
+{
+  "listen": "$CLOUDCTL_ADDR",
+  "data_dir": "$var/cloudctl",
+  "region": "$REGION",
+  "zones": ["${REGION}a"],
+  "s3_url": "http://$WALRUS_ADDR"
+}
+JSON
+  fi
+  if [[ ! -f $run/admin.json ]]; then
+    bin/cloudctl admin init -config "$cfg" -walrus-key "$var/cloudctl/walrus-key.json" >"$run/admin.json.tmp"
+    mv "$run/admin.json.tmp" "$run/admin.json"
+    chmod 600 "$run/admin.json"
+  fi
+  start cloudctl serve -config "$cfg"
+  wait_http cloudctl "http://$CLOUDCTL_ADDR/_health"
+}
+
 start_walrus() {
   local cfg=$var/walrus/config.json
   mkdir -p "$var/walrus"
@@ -33,23 +69,14 @@ start_walrus() {
 {
   "listen": "$WALRUS_ADDR",
   "data_dir": "$var/walrus",
-  "accounts_file": "$var/walrus/accounts.json",
   "region": "$REGION",
-  "domains": ["s3.localhost", "localhost"]
+  "domains": ["s3.localhost", "localhost"],
+  "cloudctl_url": "http://$CLOUDCTL_ADDR",
+  "component_credentials": "$var/cloudctl/walrus-key.json"
 }
 JSON
   fi
-  if [[ ! -f $run/admin.json ]]; then
-    bin/walrus admin account create admin -config "$cfg" >"$run/admin.json.tmp"
-    mv "$run/admin.json.tmp" "$run/admin.json"
-    chmod 600 "$run/admin.json"
-  fi
-  if alive walrus; then
-    echo "walrus already running (pid $(cat "$run/walrus.pid"))"
-  else
-    nohup bin/walrus serve -config "$cfg" >>"$var/log/walrus.log" 2>&1 </dev/null &
-    echo $! >"$run/walrus.pid"
-  fi
+  start walrus serve -config "$cfg"
   wait_http walrus "http://$WALRUS_ADDR/_health"
 }
 
@@ -63,22 +90,23 @@ export AWS_SECRET_ACCESS_KEY=$secret
 export AWS_DEFAULT_REGION=$REGION
 export S3_URL=http://$WALRUS_ADDR
 export AWS_ENDPOINT_URL_S3=http://$WALRUS_ADDR
-# cloudctl (the EC2 endpoint) is not built yet; these point where it will listen.
-export EC2_URL=http://127.0.0.1:8773
-export AWS_ENDPOINT_URL_EC2=http://127.0.0.1:8773
+export EC2_URL=http://$CLOUDCTL_ADDR
+export AWS_ENDPOINT_URL_EC2=http://$CLOUDCTL_ADDR
 ENV
   chmod 600 "$run/env"
 }
 
 case ${1:-} in
 start)
+  start_cloudctl
   start_walrus
   write_env
   echo "The stack is up. For your shell:"
   echo
   cat "$run/env"
   echo
-  echo "Try:  . var/run/env && aws --endpoint-url \$S3_URL s3 mb s3://demo && aws --endpoint-url \$S3_URL s3 ls"
+  echo "Try:  . var/run/env && aws --endpoint-url \$EC2_URL ec2 describe-regions && aws --endpoint-url \$S3_URL s3 ls"
+  echo "More accounts: bin/cloudctl admin account create NAME; their credential files: bin/cloudctl admin credentials NAME"
   ;;
 stop)
   for pidfile in "$run"/*.pid; do

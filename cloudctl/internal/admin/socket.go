@@ -1,0 +1,165 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
+)
+
+// The admin socket speaks JSON over HTTP. Reaching the socket is the
+// authorisation: it is created mode 0600 for the daemon's owner.
+
+// Handler serves s on the admin socket.
+func Handler(s *Service, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any, err error) {
+		if err != nil {
+			status := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, accounts.ErrNoSuchAccount), errors.Is(err, accounts.ErrNoSuchKey):
+				status = http.StatusNotFound
+			case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrBadName),
+				errors.Is(err, accounts.ErrTooManyKeys), errors.Is(err, ErrInitialized):
+				status = http.StatusBadRequest
+			default:
+				log.Error("admin", "err", err)
+			}
+			http.Error(w, err.Error(), status)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("POST /admin/accounts", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Name, Email string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c, err := s.CreateAccount(r.Context(), req.Name, req.Email)
+		reply(w, c, err)
+	})
+	mux.HandleFunc("GET /admin/accounts", func(w http.ResponseWriter, r *http.Request) {
+		as, err := s.Accounts(r.Context())
+		reply(w, as, err)
+	})
+	mux.HandleFunc("DELETE /admin/accounts/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, s.DeleteAccount(r.Context(), r.PathValue("name")))
+	})
+	mux.HandleFunc("POST /admin/accounts/{name}/keys", func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.CreateKey(r.Context(), r.PathValue("name"))
+		reply(w, c, err)
+	})
+	mux.HandleFunc("GET /admin/accounts/{name}/keys", func(w http.ResponseWriter, r *http.Request) {
+		ks, err := s.Keys(r.Context(), r.PathValue("name"))
+		reply(w, ks, err)
+	})
+	mux.HandleFunc("DELETE /admin/keys/{id}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, s.DeleteKey(r.Context(), r.PathValue("id")))
+	})
+	mux.HandleFunc("GET /admin/accounts/{name}/credentials", func(w http.ResponseWriter, r *http.Request) {
+		b, err := s.Credentials(r.Context(), r.PathValue("name"))
+		reply(w, b, err)
+	})
+	return mux
+}
+
+// Client calls the admin service of a running daemon over its socket.
+type Client struct {
+	http *http.Client
+}
+
+// Dial returns a client for the socket at path, or an error when no
+// daemon answers there.
+func Dial(ctx context.Context, path string) (*Client, error) {
+	conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	conn.Close()
+	return &Client{http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		},
+	}}}, nil
+}
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, body)
+	if err != nil {
+		return err
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", bytes.TrimSpace(data))
+	}
+	return json.Unmarshal(data, out)
+}
+
+// CreateAccount is Service.CreateAccount over the socket.
+func (c *Client) CreateAccount(ctx context.Context, name, email string) (Credential, error) {
+	var out Credential
+	err := c.call(ctx, "POST", "/admin/accounts", map[string]string{"Name": name, "Email": email}, &out)
+	return out, err
+}
+
+// Accounts is Service.Accounts over the socket.
+func (c *Client) Accounts(ctx context.Context) ([]accounts.Account, error) {
+	var out []accounts.Account
+	err := c.call(ctx, "GET", "/admin/accounts", nil, &out)
+	return out, err
+}
+
+// DeleteAccount is Service.DeleteAccount over the socket.
+func (c *Client) DeleteAccount(ctx context.Context, name string) error {
+	return c.call(ctx, "DELETE", "/admin/accounts/"+url.PathEscape(name), nil, &struct{}{})
+}
+
+// CreateKey is Service.CreateKey over the socket.
+func (c *Client) CreateKey(ctx context.Context, account string) (Credential, error) {
+	var out Credential
+	err := c.call(ctx, "POST", "/admin/accounts/"+url.PathEscape(account)+"/keys", nil, &out)
+	return out, err
+}
+
+// Keys is Service.Keys over the socket.
+func (c *Client) Keys(ctx context.Context, account string) ([]Key, error) {
+	var out []Key
+	err := c.call(ctx, "GET", "/admin/accounts/"+url.PathEscape(account)+"/keys", nil, &out)
+	return out, err
+}
+
+// DeleteKey is Service.DeleteKey over the socket.
+func (c *Client) DeleteKey(ctx context.Context, id string) error {
+	return c.call(ctx, "DELETE", "/admin/keys/"+url.PathEscape(id), nil, &struct{}{})
+}
+
+// Credentials is Service.Credentials over the socket.
+func (c *Client) Credentials(ctx context.Context, account string) (Bundle, error) {
+	var out Bundle
+	err := c.call(ctx, "GET", "/admin/accounts/"+url.PathEscape(account)+"/credentials", nil, &out)
+	return out, err
+}

@@ -1,0 +1,32 @@
+package ec2api
+
+import (
+	"github.com/koala-cloud/koala/cloudctl/internal/keypair"
+	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
+	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
+	"github.com/koala-cloud/koala/cloudctl/internal/tags"
+	"github.com/koala-cloud/koala/pkg/awserr"
+)
+
+// rules maps domain errors to EC2 codes; the domain error's text, which
+// each package words for the client, is the message.
+var rules = []awserr.Rule{
+	{Err: keypairs.ErrDuplicate, Code: "InvalidKeyPair.Duplicate", Detail: true},
+	{Err: keypairs.ErrNotFound, Code: "InvalidKeyPair.NotFound", Detail: true},
+	{Err: keypairs.ErrBadName, Code: "InvalidParameterValue", Detail: true},
+	{Err: keypair.ErrFormat, Code: "InvalidKey.Format", Message: "Key is not in valid OpenSSH public key format"},
+	{Err: keypair.ErrType, Code: "InvalidParameterValue", Detail: true},
+
+	{Err: secgroups.ErrDuplicate, Code: "InvalidGroup.Duplicate", Detail: true},
+	{Err: secgroups.ErrNotFound, Code: "InvalidGroup.NotFound", Detail: true},
+	{Err: secgroups.ErrReserved, Code: "InvalidGroup.Reserved", Detail: true},
+	{Err: secgroups.ErrInUse, Code: "DependencyViolation", Detail: true},
+	{Err: secgroups.ErrRuleDuplicate, Code: "InvalidPermission.Duplicate", Detail: true},
+	{Err: secgroups.ErrRuleNotFound, Code: "InvalidPermission.NotFound", Detail: true},
+	{Err: secgroups.ErrInvalid, Code: "InvalidParameterValue", Detail: true},
+
+	{Err: tags.ErrTooMany, Code: "TagLimitExceeded", Detail: true},
+	{Err: tags.ErrBadKey, Code: "InvalidParameterValue", Detail: true},
+	{Err: tags.ErrBadValue, Code: "InvalidParameterValue", Detail: true},
+	{Err: tags.ErrReserved, Code: "InvalidParameterValue", Message: "Tag keys starting with 'aws:' are reserved for internal use"},
+}

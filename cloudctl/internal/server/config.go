@@ -1,0 +1,72 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/koala-cloud/koala/pkg/config"
+)
+
+// Config is cloudctl's configuration.
+type Config struct {
+	// Listen is the address of the EC2 API and the internal API.
+	Listen string `json:"listen"`
+	// DataDir holds the database and the admin socket.
+	DataDir string `json:"data_dir"`
+	// Name is the cloud's name, in its certificate.
+	Name string `json:"name"`
+	// Region is the region this cloud controller serves.
+	Region string `json:"region"`
+	// Endpoint is the host[:port] DescribeRegions reports; Listen's
+	// address when empty.
+	Endpoint string `json:"endpoint"`
+	// S3URL is walrus's endpoint, written into users' credentials.
+	S3URL string `json:"s3_url"`
+	// Zones are the region's availability zones, until clusters register
+	// theirs.
+	Zones []string `json:"zones"`
+	// MaxInstances and MaxElasticIPs are the per-account limits reported
+	// by DescribeAccountAttributes.
+	MaxInstances  int `json:"max_instances"`
+	MaxElasticIPs int `json:"max_elastic_ips"`
+	// MaxSkew is the clock skew allowed in signed requests.
+	MaxSkew config.Duration `json:"max_skew"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"log_level"`
+}
+
+// Defaults returns the configuration cloudctl runs with when nothing is set.
+func Defaults() Config {
+	return Config{
+		Listen: "127.0.0.1:8773", DataDir: "var/cloudctl", Name: "koala", Region: "us-east-1",
+		S3URL:        "http://127.0.0.1:8776",
+		MaxInstances: 20, MaxElasticIPs: 5, MaxSkew: config.Duration{Duration: 15 * time.Minute}, LogLevel: "info",
+	}
+}
+
+// Load reads a JSON configuration file over the defaults.
+func Load(path string) (Config, error) {
+	cfg := Defaults()
+	err := config.Load(path, &cfg)
+	return cfg, err
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty"))
+	}
+	if c.Region == "" {
+		errs = append(errs, errors.New("region is empty"))
+	}
+	if c.MaxSkew.Duration <= 0 {
+		errs = append(errs, errors.New("max_skew must be positive"))
+	}
+	return errors.Join(errs...)
+}

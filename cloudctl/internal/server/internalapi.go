@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
+	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/sigv4"
+)
+
+// componentKeys serves only component keys to the internal API's
+// signature check: user credentials never open it.
+type componentKeys struct{ s *accounts.Store }
+
+func (c componentKeys) SecretKey(ctx context.Context, id string) (string, error) {
+	k, _, err := c.s.Key(ctx, id)
+	if errors.Is(err, accounts.ErrNoSuchKey) || (err == nil && (k.Component == "" || !k.Active)) {
+		return "", fmt.Errorf("%w: %s", sigv4.ErrUnknownKey, id)
+	}
+	return k.Secret, err
+}
+
+// internalAPI serves /internal/v1/ to the other daemons.
+type internalAPI struct {
+	accounts *accounts.Store
+	verify   *sigv4.Verifier
+	log      *slog.Logger
+}
+
+func (h *internalAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.verify.Verify(r); err != nil {
+		writeInternalError(w, http.StatusForbidden, "AuthFailure", err.Error())
+		return
+	}
+	switch {
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, api.PathAccessKeys):
+		h.accessKey(w, r, strings.TrimPrefix(r.URL.Path, api.PathAccessKeys))
+	case r.Method == http.MethodGet && r.URL.Path == api.PathAccounts:
+		h.account(w, r)
+	default:
+		writeInternalError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
+	}
+}
+
+func (h *internalAPI) accessKey(w http.ResponseWriter, r *http.Request, id string) {
+	k, a, err := h.accounts.Key(r.Context(), id)
+	if err == nil && k.Account == "" {
+		err = accounts.ErrNoSuchKey
+	}
+	if errors.Is(err, accounts.ErrNoSuchKey) || errors.Is(err, accounts.ErrNoSuchAccount) {
+		writeInternalError(w, http.StatusNotFound, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+		return
+	}
+	if err != nil {
+		h.log.Error("internal access key lookup", "err", err)
+		writeInternalError(w, http.StatusInternalServerError, "InternalError", "lookup failed")
+		return
+	}
+	writeJSON(w, api.AccessKey{AccessKeyID: k.ID, SecretAccessKey: k.Secret, Active: k.Active, Account: apiAccount(a)})
+}
+
+func (h *internalAPI) account(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var a accounts.Account
+	var err error
+	switch {
+	case q.Has("canonical_id"):
+		a, err = h.accounts.ByCanonicalID(r.Context(), q.Get("canonical_id"))
+	case q.Has("email"):
+		a, err = h.accounts.ByEmail(r.Context(), q.Get("email"))
+	case q.Has("id"):
+		a, err = h.accounts.Get(r.Context(), q.Get("id"))
+	default:
+		writeInternalError(w, http.StatusBadRequest, "MissingParameter", "canonical_id, email or id")
+		return
+	}
+	if errors.Is(err, accounts.ErrNoSuchAccount) {
+		writeInternalError(w, http.StatusNotFound, "NoSuchAccount", "no such account")
+		return
+	}
+	if err != nil {
+		h.log.Error("internal account lookup", "err", err)
+		writeInternalError(w, http.StatusInternalServerError, "InternalError", "lookup failed")
+		return
+	}
+	writeJSON(w, apiAccount(a))
+}
+
+func apiAccount(a accounts.Account) api.Account {
+	return api.Account{ID: a.ID, CanonicalID: a.CanonicalID, DisplayName: a.Name, Email: a.Email}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeInternalError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(api.Error{Code: code, Message: msg})
+}

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
+	"github.com/koala-cloud/koala/cloudctl/internal/admin"
+	"github.com/koala-cloud/koala/cloudctl/internal/ec2api"
+	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/sigv4"
+	"github.com/koala-cloud/koala/pkg/store"
+)
+
+// HealthPath answers 200 without authentication, for readiness checks.
+const HealthPath = "/_health"
+
+// DBPath is the database's path inside the data directory.
+func DBPath(dataDir string) string { return filepath.Join(dataDir, "cloudctl.db") }
+
+// SocketPath is the admin socket's path inside the data directory.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, "admin.sock") }
+
+// OpenDB opens (creating) cloudctl's database.
+func OpenDB(dataDir string) (*store.DB, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return store.Open(DBPath(dataDir), state.Schema, store.Options{})
+}
+
+// Server is a cloudctl daemon.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	db    *store.DB
+	http  *http.Server
+	admin *http.Server
+	ln    net.Listener
+	sock  net.Listener
+	ready chan struct{}
+	done  chan error
+}
+
+// New opens cloudctl's state, which `cloudctl admin init` must have
+// created; Start serves it.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	db, err := OpenDB(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := admin.LoadSettings(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	endpoint := cfg.Endpoint
+	if endpoint == "" {
+		endpoint = cfg.Listen
+	}
+	ec2 := ec2api.New(ec2api.Config{
+		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
+		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
+		TokenKey: settings.TokenKey,
+	}, db, log)
+	internal := &internalAPI{
+		accounts: accounts.New(db), log: log,
+		verify: &sigv4.Verifier{Keys: componentKeys{accounts.New(db)}, MaxSkew: cfg.MaxSkew.Duration},
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == HealthPath && r.Method == http.MethodGet:
+			_, _ = w.Write([]byte("ok\n"))
+		case strings.HasPrefix(r.URL.Path, "/internal/"):
+			internal.ServeHTTP(w, r)
+		default:
+			ec2.ServeHTTP(w, r)
+		}
+	})
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	return &Server{
+		cfg: cfg, log: log, db: db, ready: make(chan struct{}), done: make(chan error, 2),
+		http:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
+		admin: &http.Server{Handler: admin.Handler(admin.NewService(db), log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog},
+	}, nil
+}
+
+// Start listens on the API address and the admin socket and serves in
+// the background.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	sockPath := SocketPath(s.cfg.DataDir)
+	_ = os.Remove(sockPath) // a leftover of a daemon that died
+	sock, err := net.Listen("unix", sockPath)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(sockPath, 0o600); err != nil {
+		ln.Close()
+		sock.Close()
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	s.ln, s.sock = ln, sock
+	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
+	for _, srv := range []struct {
+		h *http.Server
+		l net.Listener
+	}{{s.http, ln}, {s.admin, sock}} {
+		go func() {
+			err := srv.h.Serve(srv.l)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			s.done <- err
+		}()
+	}
+	s.log.Info("cloudctl serving", "addr", ln.Addr().String(), "admin_socket", sockPath, "region", s.cfg.Region)
+	close(s.ready)
+	return nil
+}
+
+// Ready is closed once the server accepts connections.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the address the API listens on, once started.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Done delivers the first end of a serving loop: nil after Close.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Close stops serving and closes the database.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := errors.Join(s.http.Shutdown(ctx), s.admin.Shutdown(ctx))
+	_ = os.Remove(SocketPath(s.cfg.DataDir))
+	return errors.Join(err, s.db.Close())
+}

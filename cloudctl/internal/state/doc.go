@@ -1,0 +1,3 @@
+// Package state declares cloudctl's bbolt database: every top-level bucket
+// and the schema version, in one place.
+package state

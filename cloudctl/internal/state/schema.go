@@ -1,0 +1,22 @@
+package state
+
+import "github.com/koala-cloud/koala/pkg/store"
+
+// The top-level buckets of cloudctl's database.
+const (
+	Cloud        = "cloud"         // singleton settings: CA, token key (see Settings)
+	Accounts     = "accounts"      // account ID -> accounts.Account
+	AccountNames = "account_names" // display name -> account ID
+	Canonical    = "canonical"     // canonical user ID -> account ID
+	AccessKeys   = "access_keys"   // access key ID -> accounts.AccessKey
+	KeyPairs     = "key_pairs"     // account ID + "/" + key name -> key pair
+	Groups       = "groups"        // account ID + "/" + group ID -> security group
+	Tags         = "tags"          // account ID + "/" + resource ID -> tag set
+	Idempotency  = "idempotency"   // account ID + "/" + client token -> stored result
+)
+
+// Schema is cloudctl's database schema.
+var Schema = store.Schema{
+	Version: 1,
+	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency},
+}
