@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
@@ -60,6 +61,7 @@ type API struct {
 	v2       *sigv2.QueryVerifier
 	log      *slog.Logger
 	actions  map[string]action
+	idemMu   sync.Mutex // serialises calls that carry a ClientToken
 }
 
 // action runs one EC2 action. It reads its parameters, calls rq.ready
@@ -123,6 +125,7 @@ type request struct {
 	action  string
 	version string
 	p       *ec2query.Params
+	vals    map[string][]string // the raw parameters, for fingerprints
 	account accounts.Account
 	dryRun  bool
 }
@@ -182,7 +185,7 @@ func (a *API) serve(rq *request, r *http.Request) (any, error) {
 	}
 	p := ec2query.NewParams(vals)
 	p.Skip(ec2query.CommonParams...)
-	rq.p = p
+	rq.p, rq.vals = p, vals
 	rq.action = vals.Get("Action")
 	if v := vals.Get("Version"); v != "" {
 		rq.version = v

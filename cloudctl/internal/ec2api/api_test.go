@@ -463,3 +463,42 @@ func errCode(body string) string {
 	}
 	return doc.Errors[0].Code
 }
+
+func TestClientTokenIdempotency(t *testing.T) {
+	e := newEnv(t)
+	runs := 0
+	type result struct {
+		ID string `xml:"id"`
+	}
+	e.api.actions["TestCreate"] = func(rq *request) (any, error) {
+		name, err := rq.p.Required("Name")
+		if err != nil {
+			return nil, err
+		}
+		token := rq.p.String("ClientToken")
+		if err := rq.ready(); err != nil {
+			return nil, err
+		}
+		return idempotent(rq, token, func() (result, error) {
+			runs++
+			return result{ID: fmt.Sprintf("%s-%d", name, runs)}, nil
+		})
+	}
+	first := e.ok(e.alice, q("Action", "TestCreate", "Name", "a", "ClientToken", "tok-1"))
+	again := e.ok(e.alice, q("Action", "TestCreate", "Name", "a", "ClientToken", "tok-1"))
+	if errCode(again) != "" || runs != 1 || !strings.Contains(again, "<id>a-1</id>") || !strings.Contains(first, "<id>a-1</id>") {
+		t.Fatalf("retry ran %d times: %s / %s", runs, first, again)
+	}
+	if r := e.call(e.alice, q("Action", "TestCreate", "Name", "b", "ClientToken", "tok-1"), time.Time{}); r.code != "IdempotentParameterMismatch" {
+		t.Fatalf("same token, other parameters: %s", r.body)
+	}
+	// Another account's identical token is its own.
+	e.ok(e.bob, q("Action", "TestCreate", "Name", "a", "ClientToken", "tok-1"))
+	e.ok(e.alice, q("Action", "TestCreate", "Name", "a"))
+	if runs != 3 {
+		t.Fatalf("%d runs, want 3", runs)
+	}
+	if r := e.call(e.alice, q("Action", "TestCreate", "Name", "a", "ClientToken", strings.Repeat("x", 65)), time.Time{}); r.code != "InvalidParameterValue" {
+		t.Fatalf("long token: %s", r.body)
+	}
+}
