@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   ca-certificates curl python3      # make run's readiness checks, client scripts
   gcc libc6-dev                     # cgo (the libvirt binding, later issues)
-  awscli s3cmd python3-boto python3-boto3   # the real S3 clients of the e2e suite
+  awscli s3cmd python3-boto python3-boto3   # the real S3 and EC2 clients of the e2e suite
+  openssl openssh-client                    # independent key fingerprints and certificate checks
 )
 
 missing=()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Error is an AWS API error: a code, the HTTP status AWS answers it with,
@@ -49,7 +50,9 @@ func (e *Error) With(name, value string) *Error {
 }
 
 // Rule maps a domain error to an AWS code. The client message is Message,
-// or with Detail the domain error's own text, or else the code's default.
+// or with Detail the domain error's own text (without the sentinel's words
+// when it begins with them, as fmt.Errorf("%w: ...") makes it), or else
+// the code's default.
 type Rule struct {
 	Err     error
 	Code    string
@@ -73,7 +76,7 @@ func From(err error, rules []Rule) *Error {
 		if errors.Is(err, r.Err) {
 			msg := r.Message
 			if r.Detail {
-				msg = err.Error()
+				msg = strings.TrimPrefix(err.Error(), r.Err.Error()+": ")
 			}
 			return New(r.Code, msg)
 		}

@@ -187,6 +187,9 @@ func TestBadInput(t *testing.T) {
 			if !strings.Contains(r.body, "<RequestID>") {
 				t.Errorf("no RequestID: %s", r.body)
 			}
+			if strings.Contains(r.body, "<Message>no such") || strings.Contains(r.body, "already exists: ") {
+				t.Errorf("internal words in the message: %s", r.body)
+			}
 			// Nothing changed.
 			if got := e.keyNames(e.alice); got != "kept" {
 				t.Fatalf("key pairs after the failure: %s", got)
@@ -229,7 +232,7 @@ func TestKeyPairsAndTags(t *testing.T) {
 		}
 	}
 	withPub := e.ok(e.alice, q("Action", "DescribeKeyPairs", "KeyName.1", "k2", "IncludePublicKey", "true"))
-	if !strings.Contains(withPub, "<publicKey>ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFgsPl6tSMHhKz/DXfzJ6zNnQj9mGpJg4SwRD3Pe1Q9+") {
+	if !strings.Contains(withPub, "<publicKey>ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFgsPl6tSMHhKz/DXfzJ6zNnQj9mGpJg4SwRD3Pe1Q9+ k2</publicKey>") {
 		t.Errorf("public key: %s", withPub)
 	}
 	// Tags across resources, paged.

@@ -188,7 +188,8 @@ func (a *API) describeKeyPairs(rq *request) (any, error) {
 			item := keyPairItem{KeyPairID: kp.ID, KeyName: kp.Name, KeyFingerprint: kp.Fingerprint, KeyType: kp.Type,
 				Tags: tagSet(ts), CreateTime: ec2Time(kp.Created)}
 			if withPublic {
-				item.PublicKey = kp.PublicKey
+				// EC2 shows the key's name as its comment.
+				item.PublicKey = kp.PublicKey + " " + kp.Name
 			}
 			out.Keys = append(out.Keys, item)
 		}
