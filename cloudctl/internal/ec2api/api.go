@@ -47,6 +47,10 @@ type Config struct {
 	MaxSkew time.Duration
 	// TokenKey signs pagination tokens.
 	TokenKey []byte
+	// RateLimit is how many requests a second an account may make over
+	// time, and RateBurst how many at once; beyond them EC2 answers
+	// RequestLimitExceeded. A RateLimit of 0 turns the limit off.
+	RateLimit, RateBurst float64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -62,6 +66,7 @@ type API struct {
 	log      *slog.Logger
 	actions  map[string]action
 	idemMu   sync.Mutex // serialises calls that carry a ClientToken
+	limit    *limiter
 }
 
 // action runs one EC2 action. It reads its parameters, calls rq.ready
@@ -77,8 +82,9 @@ func New(cfg Config, db *store.DB, log *slog.Logger) *API {
 	keys := userKeys{accts}
 	a := &API{
 		cfg: cfg, db: db, accounts: accts, tokens: ec2query.NewTokens(cfg.TokenKey), log: log,
-		v4: &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
-		v2: &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
+		limit: newLimiter(cfg.RateLimit, cfg.RateBurst),
+		v4:    &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
+		v2:    &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
 	}
 	a.actions = map[string]action{
 		"DescribeRegions":           a.describeRegions,
@@ -205,6 +211,9 @@ func (a *API) serve(rq *request, r *http.Request) (any, error) {
 		return nil, authError(err)
 	}
 	rq.account = acct
+	if !a.limit.allow(acct.ID, a.cfg.Now()) {
+		return nil, awserr.New("RequestLimitExceeded", "Request limit exceeded.")
+	}
 	if rq.action == "" {
 		return nil, awserr.New("MissingAction", "The request must contain the parameter Action")
 	}

@@ -505,3 +505,45 @@ func TestClientTokenIdempotency(t *testing.T) {
 		t.Fatalf("long token: %s", r.body)
 	}
 }
+
+func TestRateLimit(t *testing.T) {
+	l := newLimiter(2, 3)
+	now := time.Unix(1000, 0)
+	got := ""
+	for range 5 {
+		if l.allow("a", now) {
+			got += "y"
+		} else {
+			got += "n"
+		}
+	}
+	if got != "yyynn" {
+		t.Fatalf("burst: %s", got)
+	}
+	if !l.allow("b", now) {
+		t.Fatal("another account is limited too")
+	}
+	now = now.Add(time.Second)
+	if !l.allow("a", now) || !l.allow("a", now) || l.allow("a", now) {
+		t.Fatal("refill at the rate")
+	}
+	e := newEnv(t)
+	e.api.limit = newLimiter(0.001, 2)
+	e.ok(e.alice, q("Action", "DescribeRegions"))
+	e.ok(e.alice, q("Action", "DescribeRegions"))
+	if r := e.call(e.alice, q("Action", "DescribeRegions"), time.Time{}); r.status != 503 || r.code != "RequestLimitExceeded" {
+		t.Fatalf("over the limit: %d %s", r.status, r.body)
+	}
+}
+
+func TestPresignedGet(t *testing.T) {
+	e := newEnv(t)
+	r, _ := http.NewRequest("GET", e.url+"/services/Eucalyptus?Action=DescribeRegions&Version=2014-06-15", nil)
+	if err := sigv4.Presign(r, e.alice.AccessKeyID, e.alice.SecretAccessKey, "us-east-1", "ec2", time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	res := e.send(r)
+	if res.status != 200 || !strings.Contains(res.body, `xmlns="http://ec2.amazonaws.com/doc/2014-06-15/"`) {
+		t.Fatalf("presigned: %d %s", res.status, res.body)
+	}
+}

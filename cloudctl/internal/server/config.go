@@ -33,6 +33,10 @@ type Config struct {
 	MaxElasticIPs int `json:"max_elastic_ips"`
 	// MaxSkew is the clock skew allowed in signed requests.
 	MaxSkew config.Duration `json:"max_skew"`
+	// RateLimit and RateBurst bound each account's EC2 requests a second
+	// (RequestLimitExceeded beyond them); a rate_limit of 0 turns it off.
+	RateLimit float64 `json:"rate_limit"`
+	RateBurst float64 `json:"rate_burst"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -43,6 +47,7 @@ func Defaults() Config {
 		Listen: "127.0.0.1:8773", DataDir: "var/cloudctl", Name: "koala", Region: "us-east-1",
 		S3URL:        "http://127.0.0.1:8776",
 		MaxInstances: 20, MaxElasticIPs: 5, MaxSkew: config.Duration{Duration: 15 * time.Minute}, LogLevel: "info",
+		RateLimit: 100, RateBurst: 1000,
 	}
 }
 

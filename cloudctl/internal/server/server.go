@@ -72,7 +72,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	ec2 := ec2api.New(ec2api.Config{
 		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
 		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
-		TokenKey: settings.TokenKey,
+		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 	}, db, log)
 	internal := &internalAPI{
 		accounts: accounts.New(db), log: log,
