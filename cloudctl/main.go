@@ -10,17 +10,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/server"
+	"github.com/koala-cloud/koala/pkg/config"
+	"github.com/koala-cloud/koala/pkg/daemon"
 )
 
 const usage = `usage:
@@ -58,16 +57,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // loadConfig reads the configuration named by -config, $CLOUDCTL_CONFIG or
-// the default path, falling back to the defaults when none exists.
-func loadConfig(path string) (server.Config, error) {
+// var/cloudctl/config.json when it exists, or returns the defaults.
+func loadConfig(given string) (server.Config, error) {
+	path := config.Path(given, "CLOUDCTL_CONFIG", "var/cloudctl/config.json")
 	if path == "" {
-		path = os.Getenv("CLOUDCTL_CONFIG")
-	}
-	if path == "" {
-		path = "var/cloudctl/config.json"
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return server.Defaults(), nil
-		}
+		return server.Defaults(), nil
 	}
 	return server.Load(path)
 }
@@ -84,35 +78,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cloudctl:", err)
 		return 1
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		fmt.Fprintln(stderr, "cloudctl: log_level:", err)
+	log, err := daemon.Logger(stderr, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "cloudctl:", err)
 		return 1
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
-	if err := srv.Start(ctx); err != nil {
-		log.Error("start", "err", err)
-		_ = srv.Close()
-		return 1
-	}
-	select {
-	case <-ctx.Done():
-	case err := <-srv.Done():
-		if err != nil {
-			log.Error("serve", "err", err)
-			_ = srv.Close()
-			return 1
-		}
-	}
-	log.Info("cloudctl stopping")
-	if err := srv.Close(); err != nil {
-		log.Error("stop", "err", err)
-		return 1
-	}
-	return 0
+	return daemon.Run(ctx, "cloudctl", srv, log)
 }

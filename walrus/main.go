@@ -7,16 +7,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/koala-cloud/koala/pkg/config"
+	"github.com/koala-cloud/koala/pkg/daemon"
 	"github.com/koala-cloud/koala/walrus/internal/accounts"
 	"github.com/koala-cloud/koala/walrus/internal/server"
 )
@@ -47,16 +46,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // loadConfig reads the configuration named by -config, $WALRUS_CONFIG or
-// the default path, falling back to the defaults when none exists.
-func loadConfig(path string) (server.Config, error) {
+// var/walrus/config.json when it exists, or returns the defaults.
+func loadConfig(given string) (server.Config, error) {
+	path := config.Path(given, "WALRUS_CONFIG", "var/walrus/config.json")
 	if path == "" {
-		path = os.Getenv("WALRUS_CONFIG")
-	}
-	if path == "" {
-		path = "var/walrus/config.json"
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return server.Defaults(), nil
-		}
+		return server.Defaults(), nil
 	}
 	return server.Load(path)
 }
@@ -81,37 +75,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	if *data != "" {
 		cfg.DataDir = *data
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		fmt.Fprintln(stderr, "walrus: log_level:", err)
+	log, err := daemon.Logger(stderr, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "walrus:", err)
 		return 1
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
-	if err := srv.Start(ctx); err != nil {
-		log.Error("start", "err", err)
-		_ = srv.Close()
-		return 1
-	}
-	select {
-	case <-ctx.Done():
-	case err := <-srv.Done():
-		if err != nil {
-			log.Error("serve", "err", err)
-			_ = srv.Close()
-			return 1
-		}
-	}
-	log.Info("walrus stopping")
-	if err := srv.Close(); err != nil {
-		log.Error("stop", "err", err)
-		return 1
-	}
-	return 0
+	return daemon.Run(ctx, "walrus", srv, log)
 }
 
 func createAccount(args []string, stdout, stderr io.Writer) int {

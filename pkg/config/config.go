@@ -42,3 +42,19 @@ func Load(path string, v any) error {
 	}
 	return nil
 }
+
+// Path picks a daemon's configuration file: the one given on the command
+// line, else the one in the environment variable env, else def when that
+// file exists. "" means none: run with the defaults.
+func Path(given, env, def string) string {
+	if given != "" {
+		return given
+	}
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	if _, err := os.Stat(def); err == nil {
+		return def
+	}
+	return ""
+}
