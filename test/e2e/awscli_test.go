@@ -28,7 +28,10 @@ type awsCLI struct {
 	env      []string
 }
 
-func newAWSCLI(t *testing.T, w *walrus, a account) *awsCLI {
+// newAWSCLI returns the aws CLI pointed at endpoint (walrus or cloudctl),
+// signing as a, with a HOME and configuration of its own.
+func newAWSCLI(t *testing.T, endpoint string, a account) *awsCLI {
+	t.Helper()
 	home := t.TempDir()
 	cfg := filepath.Join(home, "aws-config")
 	creds := filepath.Join(home, "aws-credentials")
@@ -37,7 +40,7 @@ func newAWSCLI(t *testing.T, w *walrus, a account) *awsCLI {
 			t.Fatal(err)
 		}
 	}
-	return &awsCLI{t: t, endpoint: w.endpoint, env: clientEnv(home,
+	return &awsCLI{t: t, endpoint: endpoint, env: clientEnv(home,
 		"AWS_ACCESS_KEY_ID="+a.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY="+a.SecretAccessKey,
 		"AWS_DEFAULT_REGION=us-east-1",
@@ -103,7 +106,7 @@ type aclOut struct {
 func TestAWSCLI(t *testing.T) {
 	require(t, fileAt(awsBin), onPath("curl"))
 	w := startWalrus(t)
-	cli := newAWSCLI(t, w, w.a)
+	cli := newAWSCLI(t, w.endpoint, w.a)
 	dir := t.TempDir()
 	const bucket = "cli-bucket"
 

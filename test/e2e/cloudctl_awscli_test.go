@@ -10,29 +10,6 @@ import (
 	"testing"
 )
 
-// newEC2CLI returns the aws CLI pointed at cloudctl, signing as a, with a
-// HOME and configuration of its own.
-func newEC2CLI(t *testing.T, c *cloudctl, a account) *awsCLI {
-	t.Helper()
-	home := t.TempDir()
-	cfg := filepath.Join(home, "aws-config")
-	creds := filepath.Join(home, "aws-credentials")
-	for _, p := range []string{cfg, creds} {
-		if err := os.WriteFile(p, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &awsCLI{t: t, endpoint: c.endpoint, env: clientEnv(home,
-		"AWS_ACCESS_KEY_ID="+a.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+a.SecretAccessKey,
-		"AWS_DEFAULT_REGION=us-east-1",
-		"AWS_CONFIG_FILE="+cfg,
-		"AWS_SHARED_CREDENTIALS_FILE="+creds,
-		"AWS_PAGER=",
-		"AWS_EC2_METADATA_DISABLED=true",
-	)}
-}
-
 // wantCLIError runs `aws args...`, which must fail with EC2 error code.
 func wantCLIError(t *testing.T, cli *awsCLI, code string, args ...string) {
 	t.Helper()
@@ -149,7 +126,7 @@ func TestCloudctlAWSCLI(t *testing.T) {
 	t.Parallel()
 	require(t, fileAt(awsBin), onPath("ssh-keygen"), onPath("openssl"))
 	c := startCloudctl(t)
-	cli := newEC2CLI(t, c, c.admin)
+	cli := newAWSCLI(t, c.endpoint, c.admin)
 	dir := t.TempDir()
 	env := clientEnv(dir)
 

@@ -5,17 +5,12 @@ package e2e
 import (
 	"encoding/json"
 	"encoding/xml"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // The cloudctl binary is built on demand and shared by the tests that run
@@ -24,7 +19,6 @@ import (
 var cloudctlBuild struct {
 	mu    sync.Mutex
 	users int
-	dir   string
 	bin   string
 }
 
@@ -36,31 +30,19 @@ func cloudctlBinary(t *testing.T) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.users == 0 {
-		dir, err := os.MkdirTemp("", "cloudctl-e2e-bin-")
+		bin, err := goBuild("cloudctl")
 		if err != nil {
 			t.Fatal(err)
 		}
-		root, err := moduleRoot()
-		if err != nil {
-			os.RemoveAll(dir)
-			t.Fatal(err)
-		}
-		bin := filepath.Join(dir, "cloudctl")
-		cmd := exec.Command(goTool(), "build", "-o", bin, "./cloudctl")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			os.RemoveAll(dir)
-			t.Fatalf("go build ./cloudctl: %v\n%s", err, out)
-		}
-		b.dir, b.bin = dir, bin
+		b.bin = bin
 	}
 	b.users++
 	t.Cleanup(func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if b.users--; b.users == 0 {
-			os.RemoveAll(b.dir)
-			b.dir, b.bin = "", ""
+			os.RemoveAll(filepath.Dir(b.bin))
+			b.bin = ""
 		}
 	})
 	return b.bin
@@ -77,22 +59,13 @@ type cloudctlConfig struct {
 
 // cloudctl is one cloudctl process under test.
 type cloudctl struct {
-	t         *testing.T
-	bin       string
-	addr      string // 127.0.0.1:PORT
-	port      string
-	endpoint  string // http://127.0.0.1:PORT
+	*daemon
 	dir       string
 	dataDir   string
 	config    string
-	logPath   string
 	walrusKey string  // the component key `admin init -walrus-key` wrote
 	admin     account // the account `admin init` printed
 	s3URL     string
-
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *os.File
 }
 
 // cloudctlOption adjusts a cloudctl before it starts.
@@ -107,31 +80,23 @@ func withS3URL(u string) cloudctlOption { return func(c *cloudctl) { c.s3URL = u
 func startCloudctl(t *testing.T, opts ...cloudctlOption) *cloudctl {
 	t.Helper()
 	dir := t.TempDir()
+	config := filepath.Join(dir, "cloudctl.json")
 	c := &cloudctl{
-		t:         t,
-		bin:       cloudctlBinary(t),
+		daemon:    newDaemon(t, "cloudctl", cloudctlBinary(t), filepath.Join(dir, "cloudctl.log"), "serve", "-config", config),
 		dir:       dir,
 		dataDir:   filepath.Join(dir, "data"),
-		config:    filepath.Join(dir, "cloudctl.json"),
-		logPath:   filepath.Join(dir, "cloudctl.log"),
+		config:    config,
 		walrusKey: filepath.Join(dir, "walrus-key.json"),
 	}
 	for _, o := range opts {
 		o(c)
 	}
-	t.Cleanup(func() {
-		c.stop()
-		if c.log != nil {
-			c.log.Close()
-		}
-		if t.Failed() {
-			t.Logf("cloudctl log (%s), last lines:\n%s", c.logPath, tail(c.logPath, 60))
-		}
-	})
-	var err error
-	for attempt := range 3 {
-		if err = c.writeConfig(); err != nil {
-			t.Fatal(err)
+	c.startOnFreePort(func(attempt int) error {
+		err := writeJSON(c.config, cloudctlConfig{
+			Listen: c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"}, S3URL: c.s3URL,
+		})
+		if err != nil {
+			return err
 		}
 		if attempt == 0 {
 			out, err := exec.Command(c.bin, "admin", "init", "-config", c.config, "-walrus-key", c.walrusKey).CombinedOutput()
@@ -140,93 +105,9 @@ func startCloudctl(t *testing.T, opts ...cloudctlOption) *cloudctl {
 			}
 			c.admin = decodeAccount(t, "cloudctl admin init", out)
 		}
-		if err = c.start(); err == nil {
-			return c
-		}
-		if !strings.Contains(tail(c.logPath, 20), "address already in use") {
-			break
-		}
-	}
-	t.Fatalf("start cloudctl: %v", err)
-	return nil
-}
-
-func (c *cloudctl) writeConfig() error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	c.port = port
-	c.addr = net.JoinHostPort("127.0.0.1", port)
-	c.endpoint = "http://" + c.addr
-	data, err := json.MarshalIndent(cloudctlConfig{
-		Listen: c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"}, S3URL: c.s3URL,
-	}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(c.config, data, 0o600)
-}
-
-// start runs `cloudctl serve` and waits until /_health answers.
-func (c *cloudctl) start() error {
-	if c.log == nil {
-		f, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
-		c.log = f
-	}
-	fmt.Fprintf(c.log, "=== e2e: starting cloudctl on %s at %s\n", c.addr, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.bin, "serve", "-config", c.config)
-	cmd.Stdout, cmd.Stderr = c.log, c.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start cloudctl: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	c.cmd, c.exited = cmd, exited
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := client.Get(c.endpoint + "/_health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			c.cmd = nil
-			return fmt.Errorf("cloudctl exited before it was ready (%v); log:\n%s", cmd.ProcessState, tail(c.logPath, 20))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cloudctl not ready after 60s: last /_health: %v", err)
-		}
-	}
-}
-
-// stop ends cloudctl: SIGTERM, then SIGKILL after 15s.
-func (c *cloudctl) stop() {
-	if c.cmd == nil {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(15 * time.Second):
-		c.t.Errorf("cloudctl did not exit 15s after SIGTERM; killing it")
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-	}
-	fmt.Fprintf(c.log, "=== e2e: cloudctl stopped: %v\n", c.cmd.ProcessState)
-	c.cmd = nil
+		return nil
+	})
+	return c
 }
 
 // adminRun runs `cloudctl admin WORDS... -config CFG FLAGS...` against the

@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
@@ -22,10 +21,7 @@ import (
 // newEC2Client returns an aws-sdk-go-v2 EC2 client for cloudctl, signing
 // as a, without retries (so an error is the first answer).
 func newEC2Client(c *cloudctl, a account) *ec2.Client {
-	return ec2.NewFromConfig(aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(a.AccessKeyID, a.SecretAccessKey, ""),
-	}, func(o *ec2.Options) {
+	return ec2.NewFromConfig(sdkConfig(a), func(o *ec2.Options) {
 		o.BaseEndpoint = aws.String(c.endpoint)
 		o.RetryMaxAttempts = 1
 	})

@@ -34,28 +34,13 @@ type stackWalrusConfig struct {
 func startStackWalrus(t *testing.T, c *cloudctl, port string) *walrus {
 	t.Helper()
 	dir := t.TempDir()
-	w := &walrus{
-		t: t, port: port, addr: net.JoinHostPort("127.0.0.1", port),
-		dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "walrus.json"), logPath: filepath.Join(dir, "walrus.log"),
-	}
-	w.endpoint = "http://" + w.addr
-	t.Cleanup(func() {
-		w.stop()
-		if w.log != nil {
-			w.log.Close()
-		}
-		if t.Failed() {
-			t.Logf("walrus log (%s), last lines:\n%s", w.logPath, tail(w.logPath, 60))
-		}
-	})
-	data, err := json.MarshalIndent(stackWalrusConfig{
+	w := newWalrus(t, dir, filepath.Join(dir, "walrus.json"))
+	w.setPort(port)
+	err := writeJSON(w.config, stackWalrusConfig{
 		Listen: w.addr, DataDir: w.dataDir, Region: "us-east-1", Domains: []string{"s3.localhost", "localhost"},
 		CloudctlURL: c.endpoint, ComponentCredentials: c.walrusKey,
-	}, "", "  ")
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(w.config, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.start(); err != nil {

@@ -14,14 +14,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -34,24 +31,12 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "walrus-e2e-bin-")
+	bin, err := goBuild("walrus")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	bin := filepath.Join(dir, "walrus")
-	cmd := exec.Command(goTool(), "build", "-o", bin, "./walrus")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./walrus: %v\n%s", err, out)
-		return 1
-	}
+	defer os.RemoveAll(filepath.Dir(bin))
 	walrusBin = bin
 	return m.Run()
 }
@@ -82,6 +67,29 @@ func moduleRoot() (string, error) {
 	}
 }
 
+// goBuild builds the module's command ./name into a new temporary
+// directory and returns the binary's path; the caller removes
+// filepath.Dir of it.
+func goBuild(name string) (string, error) {
+	dir, err := os.MkdirTemp("", name+"-e2e-bin-")
+	if err != nil {
+		return "", err
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command(goTool(), "build", "-o", bin, "./"+name)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build ./%s: %v\n%s", name, err, out)
+	}
+	return bin, nil
+}
+
 // account is what `walrus admin account create` prints.
 type account struct {
 	AccountID       string `json:"account_id"`
@@ -95,18 +103,10 @@ type account struct {
 // walrus is one walrus process under test, with its configuration, data
 // directory and two accounts.
 type walrus struct {
-	t        *testing.T
-	addr     string // 127.0.0.1:PORT
-	port     string
-	endpoint string // http://127.0.0.1:PORT
-	dataDir  string
-	config   string
-	logPath  string
-	a, b     account // two unrelated accounts
-
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has been waited for
-	log    *os.File
+	*daemon
+	dataDir string
+	config  string
+	a, b    account // two unrelated accounts
 }
 
 type walrusConfig struct {
@@ -117,76 +117,39 @@ type walrusConfig struct {
 	Domains      []string `json:"domains"`
 }
 
+// newWalrus returns a walrus, not yet started, that keeps its data and log
+// in dir and reads its configuration from config. It is stopped when the
+// test ends.
+func newWalrus(t *testing.T, dir, config string) *walrus {
+	return &walrus{
+		daemon:  newDaemon(t, "walrus", walrusBin, filepath.Join(dir, "walrus.log"), "serve", "-config", config),
+		dataDir: filepath.Join(dir, "data"),
+		config:  config,
+	}
+}
+
 // startWalrus starts a walrus with a fresh data directory and two
 // accounts, and stops it when the test ends. On failure the test log gets
 // the tail of walrus's log.
 func startWalrus(t *testing.T) *walrus {
 	t.Helper()
 	dir := t.TempDir()
-	w := &walrus{
-		t:       t,
-		dataDir: filepath.Join(dir, "data"),
-		config:  filepath.Join(dir, "config.json"),
-		logPath: filepath.Join(dir, "walrus.log"),
-	}
-	t.Cleanup(func() {
-		w.stop()
-		if w.log != nil {
-			w.log.Close()
-		}
-		if t.Failed() {
-			t.Logf("walrus log (%s), last lines:\n%s", w.logPath, tail(w.logPath, 60))
-		}
-	})
-	// Another process may take the free port between our probe and
-	// walrus's listen; try a few.
-	var err error
-	for range 3 {
-		if err = w.writeConfig(filepath.Join(dir, "accounts.json")); err != nil {
-			t.Fatal(err)
+	w := newWalrus(t, dir, filepath.Join(dir, "config.json"))
+	w.startOnFreePort(func(int) error {
+		err := writeJSON(w.config, walrusConfig{
+			Listen: w.addr, DataDir: w.dataDir, AccountsFile: filepath.Join(dir, "accounts.json"),
+			Region: "us-east-1", Domains: []string{"s3.localhost"},
+		})
+		if err != nil {
+			return err
 		}
 		if w.a.AccessKeyID == "" {
 			w.a = w.createAccount("alice")
 			w.b = w.createAccount("bob")
 		}
-		if err = w.start(); err == nil {
-			return w
-		}
-		if !strings.Contains(tail(w.logPath, 20), "address already in use") {
-			break
-		}
-	}
-	t.Fatalf("start walrus: %v", err)
-	return nil
-}
-
-func (w *walrus) writeConfig(accountsFile string) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	w.port = port
-	w.addr = net.JoinHostPort("127.0.0.1", port)
-	w.endpoint = "http://" + w.addr
-	cfg := walrusConfig{
-		Listen: w.addr, DataDir: w.dataDir, AccountsFile: accountsFile,
-		Region: "us-east-1", Domains: []string{"s3.localhost"},
-	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(w.config, data, 0o600)
-}
-
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	_, port, err := net.SplitHostPort(ln.Addr().String())
-	return port, err
+		return nil
+	})
+	return w
 }
 
 func (w *walrus) createAccount(name string) account {
@@ -204,105 +167,6 @@ func (w *walrus) createAccount(name string) account {
 		w.t.Fatalf("walrus admin account create %s printed an incomplete account: %s", name, out)
 	}
 	return a
-}
-
-// start runs `walrus serve` on w's configuration and waits until
-// /_health answers.
-func (w *walrus) start() error {
-	if w.log == nil {
-		f, err := os.OpenFile(w.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return err
-		}
-		w.log = f
-	}
-	fmt.Fprintf(w.log, "=== e2e: starting walrus on %s at %s\n", w.addr, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(walrusBin, "serve", "-config", w.config)
-	cmd.Stdout, cmd.Stderr = w.log, w.log
-	// If the test binary dies, walrus goes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start walrus: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	w.cmd, w.exited = cmd, exited
-
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := client.Get(w.endpoint + "/_health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-exited:
-			w.cmd = nil
-			return fmt.Errorf("walrus exited before it was ready (%v); log:\n%s", cmd.ProcessState, tail(w.logPath, 20))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("walrus not ready after 60s: last /_health: %v", err)
-		}
-	}
-}
-
-// stop ends walrus: SIGTERM, then SIGKILL if it has not exited in 15s.
-func (w *walrus) stop() {
-	if w.cmd == nil {
-		return
-	}
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.exited:
-	case <-time.After(15 * time.Second):
-		w.t.Errorf("walrus did not exit 15s after SIGTERM; killing it")
-		_ = w.cmd.Process.Kill()
-		<-w.exited
-	}
-	fmt.Fprintf(w.log, "=== e2e: walrus stopped: %v\n", w.cmd.ProcessState)
-	w.cmd = nil
-}
-
-// kill9 kills walrus with SIGKILL and waits for it to be gone.
-func (w *walrus) kill9() {
-	w.t.Helper()
-	if w.cmd == nil {
-		w.t.Fatal("kill9: walrus is not running")
-	}
-	_ = w.cmd.Process.Kill()
-	<-w.exited
-	fmt.Fprintf(w.log, "=== e2e: walrus killed with SIGKILL at %s\n", time.Now().Format(time.RFC3339Nano))
-	w.cmd = nil
-}
-
-// restart starts walrus again on the same port and data directory,
-// stopping it first if it runs.
-func (w *walrus) restart() {
-	w.t.Helper()
-	w.stop()
-	if err := w.start(); err != nil {
-		w.t.Fatalf("restart walrus: %v", err)
-	}
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Prerequisites.

@@ -33,15 +33,20 @@ import (
 // newSDKClient returns an aws-sdk-go-v2 S3 client for endpoint, path
 // style, signing as a; opts adjust it further.
 func newSDKClient(endpoint string, a account, opts ...func(*s3.Options)) *s3.Client {
-	cfg := aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(a.AccessKeyID, a.SecretAccessKey, ""),
-	}
 	base := func(o *s3.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.UsePathStyle = true
 	}
-	return s3.NewFromConfig(cfg, append([]func(*s3.Options){base}, opts...)...)
+	return s3.NewFromConfig(sdkConfig(a), append([]func(*s3.Options){base}, opts...)...)
+}
+
+// sdkConfig is the aws-sdk-go-v2 configuration of a client in us-east-1
+// signing as a.
+func sdkConfig(a account) aws.Config {
+	return aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider(a.AccessKeyID, a.SecretAccessKey, ""),
+	}
 }
 
 // anonymousSDKClient sends unsigned requests.
