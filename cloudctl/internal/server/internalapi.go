@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
+	"github.com/koala-cloud/koala/cloudctl/internal/ca"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 )
@@ -30,6 +33,7 @@ func (c componentKeys) SecretKey(ctx context.Context, id string) (string, error)
 type internalAPI struct {
 	accounts *accounts.Store
 	verify   *sigv4.Verifier
+	ca       *ca.CA
 	log      *slog.Logger
 }
 
@@ -43,6 +47,8 @@ func (h *internalAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.accessKey(w, r, strings.TrimPrefix(r.URL.Path, api.PathAccessKeys))
 	case r.Method == http.MethodGet && r.URL.Path == api.PathAccounts:
 		h.account(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == api.PathBundleKeys:
+		h.bundleKeys(w, r)
 	default:
 		writeInternalError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	}
@@ -50,9 +56,6 @@ func (h *internalAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *internalAPI) accessKey(w http.ResponseWriter, r *http.Request, id string) {
 	k, a, err := h.accounts.Key(r.Context(), id)
-	if err == nil && k.Account == "" {
-		err = accounts.ErrNoSuchKey
-	}
 	if errors.Is(err, accounts.ErrNoSuchKey) || errors.Is(err, accounts.ErrNoSuchAccount) {
 		writeInternalError(w, http.StatusNotFound, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
 		return
@@ -62,7 +65,46 @@ func (h *internalAPI) accessKey(w http.ResponseWriter, r *http.Request, id strin
 		writeInternalError(w, http.StatusInternalServerError, "InternalError", "lookup failed")
 		return
 	}
-	writeJSON(w, api.AccessKey{AccessKeyID: k.ID, SecretAccessKey: k.Secret, Active: k.Active, Account: apiAccount(a)})
+	out := api.AccessKey{AccessKeyID: k.ID, SecretAccessKey: k.Secret, Active: k.Active, Component: k.Component}
+	if k.Account != "" {
+		out.Account = apiAccount(a)
+	}
+	writeJSON(w, out)
+}
+
+// bundleKeys decrypts an image bundle's key and IV: the cloud's private
+// key never leaves cloudctl.
+func (h *internalAPI) bundleKeys(w http.ResponseWriter, r *http.Request) {
+	var in api.BundleKeysRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
+		writeInternalError(w, http.StatusBadRequest, "MalformedRequest", "bad bundle keys request")
+		return
+	}
+	key, err1 := h.decrypt(in.EncryptedKey)
+	iv, err2 := h.decrypt(in.EncryptedIV)
+	if err := errors.Join(err1, err2); err != nil {
+		writeInternalError(w, http.StatusBadRequest, "InvalidManifest", "the bundle's key is not encrypted for this cloud's certificate")
+		return
+	}
+	writeJSON(w, api.BundleKeysResponse{Key: key, IV: iv})
+}
+
+// decrypt decrypts one hex field of a manifest to the hex text the bundle
+// tools encrypted.
+func (h *internalAPI) decrypt(field string) (string, error) {
+	raw, err := hex.DecodeString(strings.TrimSpace(field))
+	if err != nil {
+		return "", err
+	}
+	plain, err := h.ca.Decrypt(raw)
+	if err != nil {
+		return "", err
+	}
+	// The tools encrypt the 16-byte key and IV as 32 hex digits.
+	if b, err := hex.DecodeString(string(plain)); err != nil || len(b) != 16 {
+		return "", errors.New("decrypted key is not 32 hex digits")
+	}
+	return string(plain), nil
 }
 
 func (h *internalAPI) account(w http.ResponseWriter, r *http.Request) {

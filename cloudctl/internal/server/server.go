@@ -14,6 +14,7 @@ import (
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
 	"github.com/koala-cloud/koala/cloudctl/internal/admin"
+	"github.com/koala-cloud/koala/cloudctl/internal/ca"
 	"github.com/koala-cloud/koala/cloudctl/internal/ec2api"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/sigv4"
@@ -74,8 +75,13 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
 		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 	}, db, log)
+	authority, err := ca.Load(settings.CertPEM, settings.KeyPEM)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("the cloud's certificate: %w", err)
+	}
 	internal := &internalAPI{
-		accounts: accounts.New(db), log: log,
+		accounts: accounts.New(db), log: log, ca: authority,
 		verify: &sigv4.Verifier{Keys: componentKeys{accounts.New(db)}, MaxSkew: cfg.MaxSkew.Duration},
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

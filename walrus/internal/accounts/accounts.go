@@ -31,6 +31,8 @@ type Account struct {
 	Email           string `json:"email"`
 	AccessKeyID     string `json:"access_key_id"`
 	SecretAccessKey string `json:"secret_access_key"`
+
+	component string // set by Remote for a daemon's key
 }
 
 type document struct {

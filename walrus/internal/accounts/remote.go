@@ -78,23 +78,44 @@ func fromAPI(a api.Account) Account {
 }
 
 // Key returns the account holding an access key, with the secret filled.
+// Component keys open no account.
 func (r *Remote) Key(ctx context.Context, id string) (Account, error) {
+	a, component, err := r.key(ctx, id)
+	if err == nil && component != "" {
+		err = fmt.Errorf("%s: %w", id, ErrUnknownKey)
+	}
+	return a, err
+}
+
+// ComponentKey returns the secret of a daemon's component key, and the
+// daemon's name; account keys are not component keys.
+func (r *Remote) ComponentKey(ctx context.Context, id string) (secret, component string, err error) {
+	a, component, err := r.key(ctx, id)
+	if err == nil && component == "" {
+		err = fmt.Errorf("%s: %w", id, ErrUnknownKey)
+	}
+	return a.SecretAccessKey, component, err
+}
+
+func (r *Remote) key(ctx context.Context, id string) (Account, string, error) {
 	e, err := r.lookup(ctx, "key:"+id, func() (Account, string, error) {
 		k, err := r.c.AccessKey(ctx, id)
 		if err == nil && !k.Active {
 			err = fmt.Errorf("%w: inactive", api.ErrNotFound)
 		}
-		return fromAPI(k.Account), k.SecretAccessKey, err
+		a := fromAPI(k.Account)
+		a.component = k.Component
+		return a, k.SecretAccessKey, err
 	})
 	if err != nil {
-		return Account{}, err
+		return Account{}, "", err
 	}
 	if !e.found {
-		return Account{}, fmt.Errorf("%s: %w", id, ErrUnknownKey)
+		return Account{}, "", fmt.Errorf("%s: %w", id, ErrUnknownKey)
 	}
 	a := e.acct
 	a.AccessKeyID, a.SecretAccessKey = id, e.secret
-	return a, nil
+	return a, a.component, nil
 }
 
 func (r *Remote) account(by, value string) (Account, bool) {

@@ -73,3 +73,21 @@ func TestRemoteCachesAndHonoursRevocation(t *testing.T) {
 		t.Fatalf("cloudctl down, entry too old: %v", err)
 	}
 }
+
+func TestRemoteComponentKeys(t *testing.T) {
+	cloud := &fakeCloud{keys: map[string]api.AccessKey{
+		"AKIANODE": {AccessKeyID: "AKIANODE", SecretAccessKey: "n", Active: true, Component: "nodectl"},
+		"AKIAUSER": {AccessKeyID: "AKIAUSER", SecretAccessKey: "u", Active: true, Account: api.Account{ID: "111111111111", CanonicalID: "c"}},
+	}}
+	r := NewRemote(cloud, time.Second, time.Minute)
+	ctx := context.Background()
+	if _, err := r.Key(ctx, "AKIANODE"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("a component key opened S3: %v", err)
+	}
+	if secret, comp, err := r.ComponentKey(ctx, "AKIANODE"); err != nil || secret != "n" || comp != "nodectl" {
+		t.Fatalf("component key: %q %q %v", secret, comp, err)
+	}
+	if _, _, err := r.ComponentKey(ctx, "AKIAUSER"); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("a user key opened the internal API: %v", err)
+	}
+}
