@@ -12,6 +12,7 @@ import (
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
 	"github.com/koala-cloud/koala/cloudctl/internal/admin"
+	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/server"
 )
 
@@ -25,6 +26,8 @@ type backend interface {
 	Keys(ctx context.Context, account string) ([]admin.Key, error)
 	DeleteKey(ctx context.Context, id string) error
 	Credentials(ctx context.Context, account string) (admin.Bundle, error)
+	AddSigningCert(ctx context.Context, account, certPEM string) (accounts.Cert, error)
+	SetImageDefaults(ctx context.Context, d images.Defaults) error
 }
 
 // openBackend reaches the running daemon, or opens its database when no
@@ -58,6 +61,10 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	email := fl.String("email", "", "the account's email address (account create)")
 	walrusKey := fl.String("walrus-key", "", "write walrus's component key to this file (init)")
 	dir := fl.String("dir", "", "directory to write credentials into (credentials)")
+	cloudCert := fl.String("cloud-cert", "", "adopt this cloud certificate, PEM (init)")
+	cloudKey := fl.String("cloud-key", "", "adopt this cloud private key, PEM (init)")
+	kernel := fl.String("kernel", "", "default kernel image (image-defaults)")
+	ramdisk := fl.String("ramdisk", "", "default ramdisk image (image-defaults)")
 	// Verbs and names come first, flags after them.
 	var words []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -75,7 +82,16 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail(err)
 	}
 	if len(words) == 1 && words[0] == "init" {
-		return initCloud(ctx, cfg, *walrusKey, stdout, stderr)
+		opts := admin.InitOptions{Name: cfg.Name}
+		if *cloudCert != "" || *cloudKey != "" {
+			if opts.CertPEM, err = os.ReadFile(*cloudCert); err != nil {
+				return fail(err)
+			}
+			if opts.KeyPEM, err = os.ReadFile(*cloudKey); err != nil {
+				return fail(err)
+			}
+		}
+		return initCloud(ctx, cfg, opts, *walrusKey, stdout, stderr)
 	}
 	b, closeBackend, err := openBackend(ctx, cfg)
 	if err != nil {
@@ -115,6 +131,20 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err := b.DeleteKey(ctx, words[2]); err != nil {
 			return fail(err)
 		}
+	case len(words) == 4 && words[0] == "signing-cert" && words[1] == "upload":
+		data, err := os.ReadFile(words[3])
+		if err != nil {
+			return fail(err)
+		}
+		c, err := b.AddSigningCert(ctx, words[2], string(data))
+		if err != nil {
+			return fail(err)
+		}
+		printJSON(stdout, map[string]string{"certificate_id": c.ID})
+	case len(words) == 1 && words[0] == "image-defaults":
+		if err := b.SetImageDefaults(ctx, images.Defaults{Kernel: *kernel, Ramdisk: *ramdisk}); err != nil {
+			return fail(err)
+		}
 	case len(words) == 2 && words[0] == "credentials":
 		bundle, err := b.Credentials(ctx, words[1])
 		if err != nil {
@@ -136,14 +166,14 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // initCloud creates the cloud's state and prints the admin credentials.
-func initCloud(ctx context.Context, cfg server.Config, walrusKey string, stdout, stderr io.Writer) int {
+func initCloud(ctx context.Context, cfg server.Config, opts admin.InitOptions, walrusKey string, stdout, stderr io.Writer) int {
 	db, err := server.OpenDB(cfg.DataDir)
 	if err != nil {
 		fmt.Fprintln(stderr, "cloudctl:", err)
 		return 1
 	}
 	defer db.Close()
-	res, err := admin.NewService(db).Init(ctx, cfg.Name)
+	res, err := admin.NewService(db).Init(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "cloudctl:", err)
 		return 1

@@ -6,6 +6,8 @@
 //	cloudctl admin account create NAME [-email ADDR] | list | delete NAME
 //	cloudctl admin access-key create ACCOUNT | list ACCOUNT | delete KEY-ID
 //	cloudctl admin credentials ACCOUNT [-dir DIR]
+//	cloudctl admin signing-cert upload ACCOUNT CERT.pem
+//	cloudctl admin image-defaults [-kernel aki-...] [-ramdisk ari-...]
 package main
 
 import (
@@ -24,7 +26,7 @@ import (
 
 const usage = `usage:
   cloudctl serve [-config FILE]
-  cloudctl admin init [-config FILE] [-walrus-key FILE]
+  cloudctl admin init [-config FILE] [-walrus-key FILE] [-cloud-cert FILE -cloud-key FILE]
   cloudctl admin account create NAME [-email ADDR] [-config FILE]
   cloudctl admin account list [-config FILE]
   cloudctl admin account delete NAME [-config FILE]
@@ -32,6 +34,8 @@ const usage = `usage:
   cloudctl admin access-key list ACCOUNT [-config FILE]
   cloudctl admin access-key delete KEY-ID [-config FILE]
   cloudctl admin credentials ACCOUNT [-dir DIR] [-config FILE]
+  cloudctl admin signing-cert upload ACCOUNT CERT.pem [-config FILE]
+  cloudctl admin image-defaults [-kernel aki-...] [-ramdisk ari-...] [-config FILE]
 
 FILE defaults to $CLOUDCTL_CONFIG, else var/cloudctl/config.json when it exists.
 The admin verbs talk to the running cloudctl over its admin socket, or

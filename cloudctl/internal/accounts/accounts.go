@@ -1,7 +1,10 @@
 package accounts
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
@@ -252,6 +255,29 @@ func (s *Store) CreateComponentKey(ctx context.Context, component string) (Acces
 	return k, err
 }
 
+// EnsureComponentKey returns a daemon's component key, making it if the
+// daemon has none.
+func (s *Store) EnsureComponentKey(ctx context.Context, component string) (AccessKey, error) {
+	var found AccessKey
+	err := s.db.View(func(tx *store.Tx) error {
+		keys, _ := tx.Bucket(state.AccessKeys)
+		return keys.ForEach(func(_, v []byte) error {
+			var ak AccessKey
+			if err := store.Decode(v, &ak); err != nil {
+				return err
+			}
+			if ak.Component == component {
+				found = ak
+			}
+			return nil
+		})
+	})
+	if err != nil || found.ID != "" {
+		return found, err
+	}
+	return s.CreateComponentKey(ctx, component)
+}
+
 func keysOf(tx *store.Tx, accountID string) ([]AccessKey, error) {
 	keys, _ := tx.Bucket(state.AccessKeys)
 	var out []AccessKey
@@ -321,4 +347,57 @@ func (s *Store) Key(ctx context.Context, id string) (AccessKey, Account, error) 
 
 func newKey(now time.Time) AccessKey {
 	return AccessKey{ID: ident.AccessKeyID(), Secret: ident.SecretKey(), Active: true, Created: now.UTC()}
+}
+
+// Cert is a signing certificate of an account: bundles the account signs
+// with its key verify against it.
+type Cert struct {
+	ID      string    `json:"id"`
+	PEM     string    `json:"pem"`
+	Created time.Time `json:"created"`
+}
+
+// ErrBadCert reports data that is not a PEM X.509 certificate.
+var ErrBadCert = errors.New("not a PEM certificate")
+
+// AddCert attaches a signing certificate (PEM) to an account.
+func (s *Store) AddCert(ctx context.Context, nameOrID, pemText string) (Cert, error) {
+	block, _ := pem.Decode([]byte(pemText))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return Cert{}, ErrBadCert
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return Cert{}, fmt.Errorf("%w: %v", ErrBadCert, err)
+	}
+	c := Cert{ID: ident.CertificateID(), PEM: string(pem.EncodeToMemory(block)), Created: s.now().UTC()}
+	err := s.db.Commit(func(tx *store.Tx) error {
+		var a Account
+		if err := get(tx, nameOrID, &a); err != nil {
+			return err
+		}
+		return tx.Put(state.Certs, []byte(a.ID+"/"+c.ID), c)
+	})
+	return c, err
+}
+
+// Certs returns an account's signing certificates.
+func (s *Store) Certs(ctx context.Context, accountID string) ([]Cert, error) {
+	var out []Cert
+	err := s.db.View(func(tx *store.Tx) error {
+		b, err := tx.Bucket(state.Certs)
+		if err != nil {
+			return err
+		}
+		prefix := []byte(accountID + "/")
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var ct Cert
+			if err := store.Decode(v, &ct); err != nil {
+				return err
+			}
+			out = append(out, ct)
+		}
+		return nil
+	})
+	return out, err
 }

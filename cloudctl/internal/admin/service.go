@@ -9,6 +9,7 @@ import (
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
 	"github.com/koala-cloud/koala/cloudctl/internal/ca"
+	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/store"
 )
@@ -98,18 +99,35 @@ type ComponentKey struct {
 	SecretAccessKey string `json:"secret_access_key"`
 }
 
-// Init creates the cloud: its CA, token key, the admin account and a
-// component key for walrus.
-func (s *Service) Init(ctx context.Context, name string) (InitResult, error) {
+// InitOptions shape a new cloud.
+type InitOptions struct {
+	// Name is the cloud's name, the CN of its certificate.
+	Name string
+	// CertPEM and KeyPEM, when set, are an existing cloud certificate and
+	// private key to adopt (a cloud migrating from Eucalyptus keeps its
+	// key, so bundles made for it still decrypt).
+	CertPEM, KeyPEM []byte
+}
+
+// Init creates the cloud: its CA (new or adopted), token key, the admin
+// account and a component key for walrus.
+func (s *Service) Init(ctx context.Context, opts InitOptions) (InitResult, error) {
 	if _, err := LoadSettings(s.db); err == nil {
 		return InitResult{}, ErrInitialized
 	} else if !errors.Is(err, ErrNotInitialized) {
 		return InitResult{}, err
 	}
-	authority, err := ca.New(name, s.now())
+	var authority *ca.CA
+	var err error
+	if len(opts.CertPEM) > 0 || len(opts.KeyPEM) > 0 {
+		authority, err = ca.Load(opts.CertPEM, opts.KeyPEM)
+	} else {
+		authority, err = ca.New(opts.Name, s.now())
+	}
 	if err != nil {
 		return InitResult{}, err
 	}
+	name := opts.Name
 	tokenKey := make([]byte, 32)
 	if _, err := rand.Read(tokenKey); err != nil {
 		return InitResult{}, err
@@ -215,5 +233,21 @@ func (s *Service) Credentials(ctx context.Context, account string) (Bundle, erro
 	if err != nil {
 		return Bundle{}, err
 	}
+	// Bundles signed with this key verify against the account.
+	if _, err := s.accounts.AddCert(ctx, a.ID, string(certPEM)); err != nil {
+		return Bundle{}, err
+	}
 	return Bundle{Credential: credential(a, k), UserCertPEM: certPEM, UserKeyPEM: keyPEM, CloudCertPEM: set.CertPEM}, nil
+}
+
+// AddSigningCert attaches an existing X.509 certificate (PEM) to an
+// account, so that bundles signed with its key register.
+func (s *Service) AddSigningCert(ctx context.Context, account, certPEM string) (accounts.Cert, error) {
+	return s.accounts.AddCert(ctx, account, certPEM)
+}
+
+// SetImageDefaults sets the kernel and ramdisk machine images get when
+// they name none.
+func (s *Service) SetImageDefaults(ctx context.Context, d images.Defaults) error {
+	return s.db.Commit(func(tx *store.Tx) error { return images.SetDefaults(tx, d) })
 }

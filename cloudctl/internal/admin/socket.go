@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
+	"github.com/koala-cloud/koala/cloudctl/internal/images"
 )
 
 // The admin socket speaks JSON over HTTP. Reaching the socket is the
@@ -29,7 +30,8 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 			case errors.Is(err, accounts.ErrNoSuchAccount), errors.Is(err, accounts.ErrNoSuchKey):
 				status = http.StatusNotFound
 			case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrBadName),
-				errors.Is(err, accounts.ErrTooManyKeys), errors.Is(err, ErrInitialized):
+				errors.Is(err, accounts.ErrTooManyKeys), errors.Is(err, ErrInitialized),
+				errors.Is(err, accounts.ErrBadCert), errors.Is(err, images.ErrState), errors.Is(err, images.ErrNotFound):
 				status = http.StatusBadRequest
 			default:
 				log.Error("admin", "err", err)
@@ -70,6 +72,23 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /admin/accounts/{name}/credentials", func(w http.ResponseWriter, r *http.Request) {
 		b, err := s.Credentials(r.Context(), r.PathValue("name"))
 		reply(w, b, err)
+	})
+	mux.HandleFunc("POST /admin/accounts/{name}/certs", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ PEM string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c, err := s.AddSigningCert(r.Context(), r.PathValue("name"), req.PEM)
+		reply(w, c, err)
+	})
+	mux.HandleFunc("PUT /admin/image-defaults", func(w http.ResponseWriter, r *http.Request) {
+		var d images.Defaults
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&d); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(w, struct{}{}, s.SetImageDefaults(r.Context(), d))
 	})
 	return mux
 }
@@ -162,4 +181,16 @@ func (c *Client) Credentials(ctx context.Context, account string) (Bundle, error
 	var out Bundle
 	err := c.call(ctx, "GET", "/admin/accounts/"+url.PathEscape(account)+"/credentials", nil, &out)
 	return out, err
+}
+
+// AddSigningCert is Service.AddSigningCert over the socket.
+func (c *Client) AddSigningCert(ctx context.Context, account, certPEM string) (accounts.Cert, error) {
+	var out accounts.Cert
+	err := c.call(ctx, "POST", "/admin/accounts/"+url.PathEscape(account)+"/certs", map[string]string{"PEM": certPEM}, &out)
+	return out, err
+}
+
+// SetImageDefaults is Service.SetImageDefaults over the socket.
+func (c *Client) SetImageDefaults(ctx context.Context, d images.Defaults) error {
+	return c.call(ctx, "PUT", "/admin/image-defaults", d, &struct{}{})
 }

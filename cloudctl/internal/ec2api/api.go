@@ -67,6 +67,16 @@ type API struct {
 	actions  map[string]action
 	idemMu   sync.Mutex // serialises calls that carry a ClientToken
 	limit    *limiter
+	bundles  Bundles
+	decrypt  func([]byte) ([]byte, error)
+	kick     chan string // images to cache now
+}
+
+// Deps are the API's collaborators: walrus, for image bundles, and the
+// cloud's private key, to check that a bundle is encrypted for it.
+type Deps struct {
+	Bundles Bundles
+	Decrypt func(ciphertext []byte) ([]byte, error)
 }
 
 // action runs one EC2 action. It reads its parameters, calls rq.ready
@@ -74,7 +84,7 @@ type API struct {
 type action func(rq *request) (any, error)
 
 // New returns the EC2 API over cloudctl's database.
-func New(cfg Config, db *store.DB, log *slog.Logger) *API {
+func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -82,9 +92,10 @@ func New(cfg Config, db *store.DB, log *slog.Logger) *API {
 	keys := userKeys{accts}
 	a := &API{
 		cfg: cfg, db: db, accounts: accts, tokens: ec2query.NewTokens(cfg.TokenKey), log: log,
-		limit: newLimiter(cfg.RateLimit, cfg.RateBurst),
-		v4:    &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
-		v2:    &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
+		limit:   newLimiter(cfg.RateLimit, cfg.RateBurst),
+		bundles: deps.Bundles, decrypt: deps.Decrypt, kick: make(chan string, 64),
+		v4: &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
+		v2: &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
 	}
 	a.actions = map[string]action{
 		"DescribeRegions":           a.describeRegions,
@@ -103,6 +114,13 @@ func New(cfg Config, db *store.DB, log *slog.Logger) *API {
 		"AuthorizeSecurityGroupEgress":  a.authorize(true),
 		"RevokeSecurityGroupIngress":    a.revoke(false),
 		"RevokeSecurityGroupEgress":     a.revoke(true),
+
+		"RegisterImage":          a.registerImage,
+		"DescribeImages":         a.describeImages,
+		"DeregisterImage":        a.deregisterImage,
+		"DescribeImageAttribute": a.describeImageAttribute,
+		"ModifyImageAttribute":   a.modifyImageAttribute,
+		"ResetImageAttribute":    a.resetImageAttribute,
 
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,

@@ -43,7 +43,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { db.Close() })
 	ctx := context.Background()
 	svc := admin.NewService(db)
-	res, err := svc.Init(ctx, "test")
+	res, err := svc.Init(ctx, admin.InitOptions{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func newEnv(t *testing.T) *env {
 	a := New(Config{
 		Regions: []Region{{Name: "us-east-1", Endpoint: "127.0.0.1:8773"}}, Zones: []string{"us-east-1a"},
 		MaxInstances: 20, MaxElasticIPs: 5, MaxSkew: 15 * time.Minute, TokenKey: set.TokenKey, MaxBody: 1 << 20,
-	}, db, slog.New(slog.DiscardHandler))
+	}, db, Deps{}, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	return &env{t: t, url: srv.URL, db: db, api: a, alice: res.Admin, bob: bob, svc: svc}

@@ -1,6 +1,7 @@
 package ec2api
 
 import (
+	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypair"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
@@ -24,6 +25,9 @@ var rules = []awserr.Rule{
 	{Err: secgroups.ErrRuleDuplicate, Code: "InvalidPermission.Duplicate", Detail: true},
 	{Err: secgroups.ErrRuleNotFound, Code: "InvalidPermission.NotFound", Detail: true},
 	{Err: secgroups.ErrInvalid, Code: "InvalidParameterValue", Detail: true},
+
+	{Err: images.ErrNotFound, Code: "InvalidAMIID.NotFound", Detail: true},
+	{Err: images.ErrState, Code: "IncorrectState", Detail: true},
 
 	{Err: tags.ErrTooMany, Code: "TagLimitExceeded", Detail: true},
 	{Err: tags.ErrBadKey, Code: "InvalidParameterValue", Detail: true},

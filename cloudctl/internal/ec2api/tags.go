@@ -1,8 +1,10 @@
 package ec2api
 
 import (
+	"errors"
 	"strings"
 
+	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
@@ -16,6 +18,9 @@ import (
 var resourceTypes = map[string]string{
 	"key": "key-pair",
 	"sg":  "security-group",
+	"ami": "image",
+	"aki": "image",
+	"ari": "image",
 }
 
 func resourceType(id string) string {
@@ -34,6 +39,15 @@ func checkResource(tx *store.Tx, account, id string) error {
 		return err
 	case "security-group":
 		_, err := secgroups.Find(tx, account, id)
+		return err
+	case "image":
+		img, err := images.Visible(tx, account, id)
+		if err == nil && img.Owner != account {
+			err = awserr.Newf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
+		}
+		if errors.Is(err, images.ErrNotFound) {
+			err = awserr.Newf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
+		}
 		return err
 	}
 	return awserr.Newf("InvalidID", "The ID '%s' is not valid", id)

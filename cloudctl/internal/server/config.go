@@ -24,6 +24,9 @@ type Config struct {
 	Endpoint string `json:"endpoint"`
 	// S3URL is walrus's endpoint, written into users' credentials.
 	S3URL string `json:"s3_url"`
+	// WalrusURL is where cloudctl reaches walrus's internal API (image
+	// bundles); S3URL when empty.
+	WalrusURL string `json:"walrus_url"`
 	// Zones are the region's availability zones, until clusters register
 	// theirs.
 	Zones []string `json:"zones"`

@@ -17,6 +17,7 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/ca"
 	"github.com/koala-cloud/koala/cloudctl/internal/ec2api"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 	"github.com/koala-cloud/koala/pkg/store"
 )
@@ -49,6 +50,8 @@ type Server struct {
 	sock  net.Listener
 	ready chan struct{}
 	done  chan error
+	ec2   *ec2api.API
+	stop  context.CancelFunc // ends background work
 }
 
 // New opens cloudctl's state, which `cloudctl admin init` must have
@@ -66,20 +69,31 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = cfg.Listen
-	}
-	ec2 := ec2api.New(ec2api.Config{
-		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
-		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
-		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-	}, db, log)
 	authority, err := ca.Load(settings.CertPEM, settings.KeyPEM)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("the cloud's certificate: %w", err)
 	}
+	endpoint := cfg.Endpoint
+	if endpoint == "" {
+		endpoint = cfg.Listen
+	}
+	self, err := accounts.New(db).EnsureComponentKey(context.Background(), "cloudctl")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	walrusURL := cfg.WalrusURL
+	if walrusURL == "" {
+		walrusURL = cfg.S3URL
+	}
+	walrus := &api.Client{BaseURL: walrusURL, AccessKeyID: self.ID, Secret: self.Secret,
+		HTTP: &http.Client{Timeout: 30 * time.Minute}}
+	ec2 := ec2api.New(ec2api.Config{
+		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
+		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
+		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
+	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt}, log)
 	internal := &internalAPI{
 		accounts: accounts.New(db), log: log, ca: authority,
 		verify: &sigv4.Verifier{Keys: componentKeys{accounts.New(db)}, MaxSkew: cfg.MaxSkew.Duration},
@@ -96,7 +110,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	})
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return &Server{
-		cfg: cfg, log: log, db: db, ready: make(chan struct{}), done: make(chan error, 2),
+		cfg: cfg, log: log, db: db, ec2: ec2, ready: make(chan struct{}), done: make(chan error, 2),
 		http:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
 		admin: &http.Server{Handler: admin.Handler(admin.NewService(db), log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog},
 	}, nil
@@ -135,6 +149,9 @@ func (s *Server) Start(ctx context.Context) error {
 			s.done <- err
 		}()
 	}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	go s.ec2.RunCache(bg, 30*time.Second)
 	s.log.Info("cloudctl serving", "addr", ln.Addr().String(), "admin_socket", sockPath, "region", s.cfg.Region)
 	close(s.ready)
 	return nil
@@ -151,6 +168,9 @@ func (s *Server) Done() <-chan error { return s.done }
 
 // Close stops serving and closes the database.
 func (s *Server) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := errors.Join(s.http.Shutdown(ctx), s.admin.Shutdown(ctx))

@@ -26,7 +26,7 @@ func TestServeInternalAndAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	init, err := admin.NewService(db).Init(context.Background(), "test")
+	init, err := admin.NewService(db).Init(context.Background(), admin.InitOptions{Name: "test"})
 	db.Close()
 	if err != nil {
 		t.Fatal(err)

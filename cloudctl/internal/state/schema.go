@@ -13,10 +13,12 @@ const (
 	Groups       = "groups"        // account ID + "/" + group ID -> security group
 	Tags         = "tags"          // account ID + "/" + resource ID -> tag set
 	Idempotency  = "idempotency"   // account ID + "/" + client token -> stored result
+	Certs        = "certs"         // account ID + "/" + certificate ID -> signing certificate
+	Images       = "images"        // image ID -> images.Image
 )
 
 // Schema is cloudctl's database schema.
 var Schema = store.Schema{
 	Version: 1,
-	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency},
+	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency, Certs, Images},
 }

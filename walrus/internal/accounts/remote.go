@@ -38,6 +38,12 @@ type entry struct {
 	secret string
 }
 
+// Client returns the cloudctl client behind the provider, for other calls.
+func (r *Remote) Client() *api.Client {
+	c, _ := r.c.(*api.Client)
+	return c
+}
+
 // NewRemote returns a provider over c.
 func NewRemote(c Lookups, ttl, stale time.Duration) *Remote {
 	return &Remote{c: c, ttl: ttl, stale: stale, now: time.Now, entries: map[string]entry{}}

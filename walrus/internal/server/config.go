@@ -28,6 +28,10 @@ type Config struct {
 	// KeyCacheTTL is how long a key looked up in cloudctl is trusted: the
 	// longest a revoked key keeps working.
 	KeyCacheTTL Duration `json:"key_cache_ttl"`
+	// ImageCacheDir holds decrypted images for nodes (data_dir/imagecache
+	// when empty), and ImageCacheSize bounds it in bytes.
+	ImageCacheDir  string `json:"image_cache_dir"`
+	ImageCacheSize int64  `json:"image_cache_size"`
 	// Region is the region the endpoint serves and reports for buckets.
 	Region string `json:"region"`
 	// Domains enable virtual-host addressing: bucket.<domain>.
@@ -60,6 +64,7 @@ func Defaults() Config {
 		MinPartSize:          5 << 20,
 		MaxSkew:              Duration{Duration: 15 * time.Minute},
 		KeyCacheTTL:          Duration{Duration: 5 * time.Second},
+		ImageCacheSize:       10 << 30,
 		LogLevel:             "info",
 	}
 }

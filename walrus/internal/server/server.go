@@ -9,11 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/koala-cloud/koala/pkg/api"
+	pkgapi "github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/walrus/internal/accounts"
 	"github.com/koala-cloud/koala/walrus/internal/acl"
+	"github.com/koala-cloud/koala/walrus/internal/imageapi"
+	"github.com/koala-cloud/koala/walrus/internal/imagecache"
 	"github.com/koala-cloud/koala/walrus/internal/objstore"
 	"github.com/koala-cloud/koala/walrus/internal/s3api"
 )
@@ -27,6 +31,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	store *objstore.Store
+	cache *imagecache.Cache // nil when walrus runs standalone
 	http  *http.Server
 	ln    net.Listener
 	ready chan struct{}
@@ -50,16 +55,24 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Region: cfg.Region, Domains: cfg.Domains, MaxBuckets: cfg.MaxBucketsPerAccount,
 		MaxObjectSize: cfg.MaxObjectSize, MinPartSize: cfg.MinPartSize, MaxSkew: cfg.MaxSkew.Duration,
 	}, st, accountsAdapter{accts}, log)
+	images, cache, err := imageAPI(cfg, st, accts, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	// Not a ServeMux: it would clean paths, and keys may hold "//" or "..".
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == HealthPath && r.Method == http.MethodGet {
+		switch {
+		case r.URL.Path == HealthPath && r.Method == http.MethodGet:
 			_, _ = w.Write([]byte("ok\n"))
-			return
+		case images != nil && isInternal(r):
+			images.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
 		}
-		api.ServeHTTP(w, r)
 	})
 	s := &Server{
-		cfg: cfg, log: log, store: st, ready: make(chan struct{}), done: make(chan error, 1),
+		cfg: cfg, log: log, store: st, cache: cache, ready: make(chan struct{}), done: make(chan error, 1),
 		http: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 30 * time.Second,
@@ -105,7 +118,36 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
+	if s.cache != nil {
+		err = errors.Join(err, s.cache.Close())
+	}
 	return errors.Join(err, s.store.Close())
+}
+
+// isInternal reports whether r is an internal call: under /internal/ and
+// signed for the internal service, so that an S3 bucket named "internal"
+// stays reachable.
+func isInternal(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/internal/v1/") &&
+		strings.Contains(r.Header.Get("Authorization"), "/"+pkgapi.InternalService+"/aws4_request")
+}
+
+// imageAPI builds the image calls when walrus works with cloudctl: they
+// need component keys and cloudctl's bundle key decryption.
+func imageAPI(cfg Config, st *objstore.Store, accts accountProvider, log *slog.Logger) (http.Handler, *imagecache.Cache, error) {
+	remote, ok := accts.(*accounts.Remote)
+	if !ok {
+		return nil, nil, nil
+	}
+	dir := cfg.ImageCacheDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "imagecache")
+	}
+	cache, err := imagecache.Open(dir, cfg.ImageCacheSize, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return imageapi.New(st, cache, remote, remote.Client(), log), cache, nil
 }
 
 // accountProvider is what walrus needs of a credential source: the
@@ -132,7 +174,7 @@ func accountSource(cfg Config) (accountProvider, error) {
 	if err := json.Unmarshal(data, &cred); err != nil || cred.AccessKeyID == "" {
 		return nil, fmt.Errorf("component credentials %s: not a key pair (%v)", cfg.ComponentCredentials, err)
 	}
-	client := &api.Client{BaseURL: cfg.CloudctlURL, AccessKeyID: cred.AccessKeyID, Secret: cred.SecretAccessKey,
+	client := &pkgapi.Client{BaseURL: cfg.CloudctlURL, AccessKeyID: cred.AccessKeyID, Secret: cred.SecretAccessKey,
 		HTTP: &http.Client{Timeout: 10 * time.Second}}
 	return accounts.NewRemote(client, cfg.KeyCacheTTL.Duration, 5*time.Minute), nil
 }
