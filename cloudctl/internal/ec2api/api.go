@@ -69,6 +69,7 @@ type API struct {
 	limit    *limiter
 	bundles  Bundles
 	decrypt  func([]byte) ([]byte, error)
+	certPEM  []byte
 	kick     chan string // images to cache now
 }
 
@@ -77,6 +78,9 @@ type API struct {
 type Deps struct {
 	Bundles Bundles
 	Decrypt func(ciphertext []byte) ([]byte, error)
+	// CloudCertPEM is the cloud's certificate, which bundles encrypt their
+	// key for; DescribeCloudCertificate hands it out.
+	CloudCertPEM []byte
 }
 
 // action runs one EC2 action. It reads its parameters, calls rq.ready
@@ -93,7 +97,7 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 	a := &API{
 		cfg: cfg, db: db, accounts: accts, tokens: ec2query.NewTokens(cfg.TokenKey), log: log,
 		limit:   newLimiter(cfg.RateLimit, cfg.RateBurst),
-		bundles: deps.Bundles, decrypt: deps.Decrypt, kick: make(chan string, 64),
+		bundles: deps.Bundles, decrypt: deps.Decrypt, certPEM: deps.CloudCertPEM, kick: make(chan string, 64),
 		v4: &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
 		v2: &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
 	}
@@ -115,12 +119,13 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 		"RevokeSecurityGroupIngress":    a.revoke(false),
 		"RevokeSecurityGroupEgress":     a.revoke(true),
 
-		"RegisterImage":          a.registerImage,
-		"DescribeImages":         a.describeImages,
-		"DeregisterImage":        a.deregisterImage,
-		"DescribeImageAttribute": a.describeImageAttribute,
-		"ModifyImageAttribute":   a.modifyImageAttribute,
-		"ResetImageAttribute":    a.resetImageAttribute,
+		"DescribeCloudCertificate": a.describeCloudCertificate,
+		"RegisterImage":            a.registerImage,
+		"DescribeImages":           a.describeImages,
+		"DeregisterImage":          a.deregisterImage,
+		"DescribeImageAttribute":   a.describeImageAttribute,
+		"ModifyImageAttribute":     a.modifyImageAttribute,
+		"ResetImageAttribute":      a.resetImageAttribute,
 
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,

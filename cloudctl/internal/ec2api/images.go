@@ -285,3 +285,17 @@ func (a *API) cacheOne(ctx context.Context, id string) {
 	}
 	a.log.Info("image checked", "image_id", id, "state", state, "reason", msg)
 }
+
+type cloudCertificateResult struct {
+	Certificate string `xml:"certificate"`
+}
+
+// describeCloudCertificate returns the cloud's certificate, which image
+// bundles encrypt their key for (an extension of this cloud, as
+// Eucalyptus had one), so users need not copy it around.
+func (a *API) describeCloudCertificate(rq *request) (any, error) {
+	if err := rq.ready(); err != nil {
+		return nil, err
+	}
+	return cloudCertificateResult{string(a.certPEM)}, nil
+}

@@ -93,7 +93,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
 		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
 		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt}, log)
+	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt, CloudCertPEM: settings.CertPEM}, log)
 	internal := &internalAPI{
 		accounts: accounts.New(db), log: log, ca: authority,
 		verify: &sigv4.Verifier{Keys: componentKeys{accounts.New(db)}, MaxSkew: cfg.MaxSkew.Duration},
