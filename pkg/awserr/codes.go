@@ -103,6 +103,8 @@ var codes = map[string]status{
 	"InvalidPermission.NotFound":          {http.StatusBadRequest, "The specified rule does not exist in this security group."},
 	"InvalidSecurityGroupRuleId.NotFound": {http.StatusBadRequest, "The specified security group rule does not exist."},
 	"InvalidVpcID.NotFound":               {http.StatusBadRequest, "The VPC ID does not exist."},
+	"MalformedCertificate":                {http.StatusBadRequest, "The certificate is not valid."},
+	"NoSuchEntity":                        {http.StatusNotFound, "The request referenced a resource that does not exist."},
 	"MissingAction":                       {http.StatusBadRequest, "The request is missing an action or a required parameter."},
 	"MissingAuthenticationToken":          {http.StatusUnauthorized, "Request is missing Authentication Token"},
 	"OptInRequired":                       {http.StatusForbidden, "You are not authorized to use the requested service."},

@@ -127,6 +127,9 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 		"ModifyImageAttribute":     a.modifyImageAttribute,
 		"ResetImageAttribute":      a.resetImageAttribute,
 
+		"UploadSigningCertificate": a.uploadSigningCertificate,
+		"ListSigningCertificates":  a.listSigningCertificates,
+
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,
 		"DescribeTags": a.describeTags,
@@ -179,7 +182,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	code := ""
 	if err == nil {
-		err = ec2query.Write(w, rq.action, rq.version, rq.id, body)
+		if iam, ok := body.(iamBody); ok {
+			err = iam.write(w, rq.action, rq.id)
+		} else {
+			err = ec2query.Write(w, rq.action, rq.version, rq.id, body)
+		}
 	}
 	if err != nil {
 		ae := awserr.From(err, rules)

@@ -236,3 +236,22 @@ func TestRegisterImageForAnotherCloud(t *testing.T) {
 		t.Fatalf("got %s", r.body)
 	}
 }
+
+func TestUploadSigningCertificateWithAWSCLIShape(t *testing.T) {
+	e, _ := newImageEnv(t, "cloud-cert.pem", "cloud-pk.pem")
+	// bob brings the fixtures' certificate through IAM, then registers.
+	p := q("Action", "UploadSigningCertificate", "CertificateBody", string(readFixture(t, "keys", "user-cert.pem")))
+	p.Set("Version", "2010-05-08")
+	body := e.ok(e.bob, p)
+	if !strings.Contains(body, "<UploadSigningCertificateResult><Certificate><UserName>bob</UserName>") || !strings.Contains(body, "<ResponseMetadata><RequestId>") {
+		t.Fatalf("IAM response: %s", body)
+	}
+	list := e.ok(e.bob, q("Action", "ListSigningCertificates", "Version", "2010-05-08"))
+	if strings.Count(list, "<member>") != 1 {
+		t.Fatalf("list: %s", list)
+	}
+	imageID(t, e.ok(e.bob, q("Action", "RegisterImage", "ImageLocation", "images/euca2ools/disk.img.manifest.xml", "Name", "bobs-image")))
+	if r := e.call(e.bob, q("Action", "UploadSigningCertificate", "CertificateBody", "garbage"), time.Time{}); r.code != "MalformedCertificate" {
+		t.Fatalf("garbage certificate: %s", r.body)
+	}
+}
