@@ -8,6 +8,7 @@
 //	cloudctl admin credentials ACCOUNT [-dir DIR]
 //	cloudctl admin signing-cert upload ACCOUNT CERT.pem
 //	cloudctl admin image-defaults [-kernel aki-...] [-ramdisk ari-...]
+//	cloudctl bundle-image | upload-bundle | register | download-bundle | unbundle | delete-bundle | install-image ...
 package main
 
 import (
@@ -37,6 +38,15 @@ const usage = `usage:
   cloudctl admin signing-cert upload ACCOUNT CERT.pem [-config FILE]
   cloudctl admin image-defaults [-kernel aki-...] [-ramdisk ari-...] [-config FILE]
 
+Image bundles (run a verb with -h for its flags):
+  cloudctl bundle-image -i IMAGE [-d DIR] [-r ARCH] [-kernel aki-..|-ramdisk ari-..|-type kernel|ramdisk] [-p NAME] [-part-size SIZE]
+  cloudctl upload-bundle -b BUCKET[/PREFIX] -m MANIFEST
+  cloudctl register BUCKET/[PREFIX/]NAME.manifest.xml -n NAME [-d DESC] [-a ARCH] [-kernel ..] [-ramdisk ..]
+  cloudctl download-bundle -b BUCKET[/PREFIX] -m NAME.manifest.xml [-d DIR]
+  cloudctl unbundle -m MANIFEST [-d DIR] [-privatekey KEY]
+  cloudctl delete-bundle -b BUCKET[/PREFIX] -m NAME.manifest.xml [-clear]
+  cloudctl install-image -i IMAGE -b BUCKET[/PREFIX] -n NAME [-description DESC] [-timeout 30m] [...]
+
 FILE defaults to $CLOUDCTL_CONFIG, else var/cloudctl/config.json when it exists.
 The admin verbs talk to the running cloudctl over its admin socket, or
 open its database when it is not running.
@@ -55,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case len(args) >= 2 && args[0] == "admin":
 		return adminCommand(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && isToolVerb(args[0]):
+		return toolCommand(ctx, args, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return 2

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -155,23 +156,20 @@ func sizeText(n int64) string {
 // ParseSize reads a size such as 10485760, 10M, 10MiB or 1G (powers of
 // 1024).
 func ParseSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	t := strings.ToUpper(strings.TrimSpace(s))
 	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = rest, u.mult
+			break
 		}
 	}
-	if mult > 1 {
-		t = t[:len(t)-1]
-	}
-	var n int64
-	if _, err := fmt.Sscan(t, &n); err != nil || n <= 0 || fmt.Sprint(n) != t || n > (1<<40)/mult {
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != t || n > (1<<40)/mult {
 		return 0, fmt.Errorf("size %q is not a positive number of bytes (such as 10485760 or 10M)", s)
 	}
 	return n * mult, nil
@@ -203,4 +201,12 @@ func (p *progress) Read(b []byte) (int, error) {
 		p.next = (p.n/(p.size/10) + 1) * (p.size / 10)
 	}
 	return n, err
+}
+
+// count is n things, as "1 part" or "3 parts".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -113,6 +113,7 @@ type APIError struct {
 	Err     error // the SDK's error
 }
 
+// Error is "OP: CODE: MESSAGE".
 func (e *APIError) Error() string {
 	if e.Message == "" {
 		return e.Op + ": " + e.Code
@@ -120,6 +121,7 @@ func (e *APIError) Error() string {
 	return e.Op + ": " + e.Code + ": " + e.Message
 }
 
+// Unwrap returns the SDK's error.
 func (e *APIError) Unwrap() error { return e.Err }
 
 // wrap makes an SDK error readable: the operation, the AWS code and its
@@ -137,6 +139,10 @@ func wrap(op string, err error) error {
 
 // errorCode returns the AWS error code of err, or "".
 func errorCode(err error) string {
+	var e *APIError
+	if errors.As(err, &e) {
+		return e.Code
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		return ae.ErrorCode()
