@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -66,6 +67,65 @@ func (c *Client) CacheImage(ctx context.Context, in CacheRequest) (CacheResponse
 	return out, err
 }
 
+// RunInstances asks a cluster to run instances.
+func (c *Client) RunInstances(ctx context.Context, in RunRequest) (RunResponse, error) {
+	var out RunResponse
+	err := c.do(ctx, http.MethodPost, PathInstances, in, &out)
+	return out, err
+}
+
+// Launch asks a node to run one instance the cluster placed on it.
+func (c *Client) Launch(ctx context.Context, spec InstanceSpec) (InstanceStatus, error) {
+	var out InstanceStatus
+	err := c.do(ctx, http.MethodPut, PathInstances+"/"+url.PathEscape(spec.ID), spec, &out)
+	return out, err
+}
+
+// Act runs an instance action (VerbTerminate, ...) on a cluster or a node.
+func (c *Client) Act(ctx context.Context, id, verb string, in ActionRequest) (InstanceStatus, error) {
+	var out InstanceStatus
+	err := c.do(ctx, http.MethodPost, PathInstances+"/"+url.PathEscape(id)+"/"+verb, in, &out)
+	return out, err
+}
+
+// Instances lists what a cluster knows of its instances.
+func (c *Client) Instances(ctx context.Context) ([]InstanceStatus, error) {
+	var out []InstanceStatus
+	err := c.get(ctx, PathInstances, &out)
+	return out, err
+}
+
+// Node asks a node for its status.
+func (c *Client) Node(ctx context.Context) (NodeStatus, error) {
+	var out NodeStatus
+	err := c.get(ctx, PathNode, &out)
+	return out, err
+}
+
+// Console returns the tail of an instance's console output.
+func (c *Client) Console(ctx context.Context, id string) (ConsoleOutput, error) {
+	var out ConsoleOutput
+	err := c.get(ctx, PathInstances+"/"+url.PathEscape(id)+"/console", &out)
+	return out, err
+}
+
+// Resources asks a cluster how many instances of each type fit.
+func (c *Client) Resources(ctx context.Context, in ResourcesRequest) (ClusterResources, error) {
+	var out ClusterResources
+	err := c.do(ctx, http.MethodPost, PathResources, in, &out)
+	return out, err
+}
+
+// PushNodeStatus reports a node's status to its cluster.
+func (c *Client) PushNodeStatus(ctx context.Context, st NodeStatus) error {
+	return c.do(ctx, http.MethodPost, PathNodes+url.PathEscape(st.Name)+"/status", st, &struct{}{})
+}
+
+// PushEvents reports instance changes to cloudctl.
+func (c *Client) PushEvents(ctx context.Context, zone string, st []InstanceStatus) error {
+	return c.do(ctx, http.MethodPost, PathInstanceEvents+"?"+url.Values{"zone": {zone}}.Encode(), st, &struct{}{})
+}
+
 func (c *Client) get(ctx context.Context, path string, out any) error {
 	return c.do(ctx, http.MethodGet, path, nil, out)
 }
@@ -87,36 +147,29 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	region := c.Region
-	if region == "" {
-		region = "internal"
-	}
-	if err := sigv4.Sign(req, c.AccessKeyID, c.Secret, region, InternalService, "", time.Now()); err != nil {
+	if err := sigv4.Sign(req, c.AccessKeyID, c.Secret, c.region(), InternalService, "", time.Now()); err != nil {
 		return err
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	res, err := hc.Do(req)
+	res, err := c.httpClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("internal call %s: %w", path, err)
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 	if err != nil {
 		return fmt.Errorf("internal call %s: %w", path, err)
 	}
 	if res.StatusCode != http.StatusOK {
 		var e Error
 		_ = json.Unmarshal(data, &e)
-		if res.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%w: %s: %s", ErrNotFound, e.Code, e.Message)
-		}
 		return &CallError{Status: res.StatusCode, Code: e.Code, Message: e.Message}
 	}
 	return json.Unmarshal(data, out)
 }
+
+// maxResponse bounds an internal answer: a cluster's list of 100,000
+// instances fits.
+const maxResponse = 256 << 20
 
 // CallError is a failed internal call: the AWS code and message the other
 // daemon answered with, to rebuild the typed error on this side.
@@ -125,6 +178,82 @@ type CallError struct {
 	Code, Message string
 }
 
+// Is makes a 404 answer ErrNotFound.
+func (e *CallError) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
+
+// Code returns the AWS code of a failed internal call, "" for any other
+// error.
+func Code(err error) string {
+	var ce *CallError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return ""
+}
+
 func (e *CallError) Error() string {
 	return fmt.Sprintf("internal call failed: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Credentials is a component key as files hold it.
+type Credentials struct {
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
+}
+
+// LoadCredentials reads a component key file.
+func LoadCredentials(path string) (Credentials, error) {
+	var c Credentials
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("component credentials: %w", err)
+	}
+	if err := json.Unmarshal(data, &c); err != nil || c.AccessKeyID == "" || c.SecretAccessKey == "" {
+		return c, fmt.Errorf("component credentials %s: not a key pair (%v)", path, err)
+	}
+	return c, nil
+}
+
+// NewClient returns a client of the daemon at url signing with c.
+func NewClient(url string, c Credentials, timeout time.Duration) *Client {
+	return &Client{BaseURL: url, AccessKeyID: c.AccessKeyID, Secret: c.SecretAccessKey, HTTP: &http.Client{Timeout: timeout}}
+}
+
+// Image streams the decrypted image of a registered bundle from walrus.
+func (c *Client) Image(ctx context.Context, location, digest string) (io.ReadCloser, int64, error) {
+	u := strings.TrimSuffix(c.BaseURL, "/") + PathImages + "?" + url.Values{"location": {location}, "digest": {digest}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := sigv4.Sign(req, c.AccessKeyID, c.Secret, c.region(), InternalService, "", time.Now()); err != nil {
+		return nil, 0, err
+	}
+	res, err := c.httpClient().Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("image %s: %w", location, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		defer res.Body.Close()
+		var e Error
+		_ = json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&e)
+		return nil, 0, &CallError{Status: res.StatusCode, Code: e.Code, Message: e.Message}
+	}
+	return res.Body, res.ContentLength, nil
+}
+
+func (c *Client) region() string {
+	if c.Region == "" {
+		return "internal"
+	}
+	return c.Region
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP == nil {
+		return http.DefaultClient
+	}
+	return c.HTTP
 }

@@ -39,7 +39,7 @@ type internalAPI struct {
 
 func (h *internalAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, err := h.verify.Verify(r); err != nil {
-		writeInternalError(w, http.StatusForbidden, "AuthFailure", err.Error())
+		api.WriteError(w, http.StatusForbidden, "AuthFailure", err.Error())
 		return
 	}
 	switch {
@@ -50,26 +50,26 @@ func (h *internalAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && r.URL.Path == api.PathBundleKeys:
 		h.bundleKeys(w, r)
 	default:
-		writeInternalError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
+		api.WriteError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	}
 }
 
 func (h *internalAPI) accessKey(w http.ResponseWriter, r *http.Request, id string) {
 	k, a, err := h.accounts.Key(r.Context(), id)
 	if errors.Is(err, accounts.ErrNoSuchKey) || errors.Is(err, accounts.ErrNoSuchAccount) {
-		writeInternalError(w, http.StatusNotFound, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+		api.WriteError(w, http.StatusNotFound, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
 		return
 	}
 	if err != nil {
 		h.log.Error("internal access key lookup", "err", err)
-		writeInternalError(w, http.StatusInternalServerError, "InternalError", "lookup failed")
+		api.WriteError(w, http.StatusInternalServerError, "InternalError", "lookup failed")
 		return
 	}
 	out := api.AccessKey{AccessKeyID: k.ID, SecretAccessKey: k.Secret, Active: k.Active, Component: k.Component}
 	if k.Account != "" {
 		out.Account = apiAccount(a)
 	}
-	writeJSON(w, out)
+	api.WriteJSON(w, out)
 }
 
 // bundleKeys decrypts an image bundle's key and IV: the cloud's private
@@ -77,16 +77,16 @@ func (h *internalAPI) accessKey(w http.ResponseWriter, r *http.Request, id strin
 func (h *internalAPI) bundleKeys(w http.ResponseWriter, r *http.Request) {
 	var in api.BundleKeysRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
-		writeInternalError(w, http.StatusBadRequest, "MalformedRequest", "bad bundle keys request")
+		api.WriteError(w, http.StatusBadRequest, "MalformedRequest", "bad bundle keys request")
 		return
 	}
 	key, err1 := h.decrypt(in.EncryptedKey)
 	iv, err2 := h.decrypt(in.EncryptedIV)
 	if err := errors.Join(err1, err2); err != nil {
-		writeInternalError(w, http.StatusBadRequest, "InvalidManifest", "the bundle's key is not encrypted for this cloud's certificate")
+		api.WriteError(w, http.StatusBadRequest, "InvalidManifest", "the bundle's key is not encrypted for this cloud's certificate")
 		return
 	}
-	writeJSON(w, api.BundleKeysResponse{Key: key, IV: iv})
+	api.WriteJSON(w, api.BundleKeysResponse{Key: key, IV: iv})
 }
 
 // decrypt decrypts one hex field of a manifest to the hex text the bundle
@@ -119,32 +119,21 @@ func (h *internalAPI) account(w http.ResponseWriter, r *http.Request) {
 	case q.Has("id"):
 		a, err = h.accounts.Get(r.Context(), q.Get("id"))
 	default:
-		writeInternalError(w, http.StatusBadRequest, "MissingParameter", "canonical_id, email or id")
+		api.WriteError(w, http.StatusBadRequest, "MissingParameter", "canonical_id, email or id")
 		return
 	}
 	if errors.Is(err, accounts.ErrNoSuchAccount) {
-		writeInternalError(w, http.StatusNotFound, "NoSuchAccount", "no such account")
+		api.WriteError(w, http.StatusNotFound, "NoSuchAccount", "no such account")
 		return
 	}
 	if err != nil {
 		h.log.Error("internal account lookup", "err", err)
-		writeInternalError(w, http.StatusInternalServerError, "InternalError", "lookup failed")
+		api.WriteError(w, http.StatusInternalServerError, "InternalError", "lookup failed")
 		return
 	}
-	writeJSON(w, apiAccount(a))
+	api.WriteJSON(w, apiAccount(a))
 }
 
 func apiAccount(a accounts.Account) api.Account {
 	return api.Account{ID: a.ID, CanonicalID: a.CanonicalID, DisplayName: a.Name, Email: a.Email}
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeInternalError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(api.Error{Code: code, Message: msg})
 }

@@ -60,24 +60,13 @@ func (s secrets) SecretKey(ctx context.Context, id string) (string, error) {
 	return secret, nil
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(api.Error{Code: code, Message: msg})
-}
-
 // ServeHTTP serves /internal/v1/ calls.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	au, err := a.verify.Verify(r)
 	if err != nil {
 		a.log.Warn("internal call refused", "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusForbidden, "AuthFailure", "internal calls need a component key")
+		api.WriteError(w, http.StatusForbidden, "AuthFailure", "internal calls need a component key")
 		return
 	}
 	switch {
@@ -88,7 +77,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == api.PathImages:
 		a.image(w, r)
 	default:
-		writeError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
+		api.WriteError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	}
 	a.log.Info("internal", "path", r.URL.Path, "caller", au.AccessKeyID, "latency_ms", time.Since(start).Milliseconds())
 }
@@ -132,12 +121,12 @@ var errDenied = errors.New("access denied")
 func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
 	var in api.ManifestRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, "MalformedRequest", err.Error())
+		api.WriteError(w, http.StatusBadRequest, "MalformedRequest", err.Error())
 		return
 	}
 	bucket, key, err := split(in.Location)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "InvalidManifest", err.Error())
+		api.WriteError(w, http.StatusBadRequest, "InvalidManifest", err.Error())
 		return
 	}
 	who := &acl.Identity{CanonicalID: in.CanonicalID}
@@ -149,16 +138,16 @@ func (a *API) manifest(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, objstore.ErrNoSuchBucket), errors.Is(err, objstore.ErrNoSuchKey):
-		writeError(w, http.StatusNotFound, "NoSuchKey", "no manifest at "+in.Location)
+		api.WriteError(w, http.StatusNotFound, "NoSuchKey", "no manifest at "+in.Location)
 	case errors.Is(err, errDenied):
-		writeError(w, http.StatusForbidden, "AccessDenied", "the account may not read "+in.Location)
+		api.WriteError(w, http.StatusForbidden, "AccessDenied", "the account may not read "+in.Location)
 	case errors.Is(err, bundle.ErrMalformedManifest):
-		writeError(w, http.StatusBadRequest, "InvalidManifest", err.Error())
+		api.WriteError(w, http.StatusBadRequest, "InvalidManifest", err.Error())
 	case err != nil:
 		a.log.Error("read manifest", "location", in.Location, "err", err)
-		writeError(w, http.StatusInternalServerError, "InternalError", "cannot read the manifest")
+		api.WriteError(w, http.StatusInternalServerError, "InternalError", "cannot read the manifest")
 	default:
-		writeJSON(w, api.ManifestResponse{Manifest: data, Digest: digest})
+		api.WriteJSON(w, api.ManifestResponse{Manifest: data, Digest: digest})
 	}
 }
 
@@ -218,7 +207,7 @@ func failure(err error) (int, string) {
 func (a *API) cacheImage(w http.ResponseWriter, r *http.Request) {
 	var in api.CacheRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, "MalformedRequest", err.Error())
+		api.WriteError(w, http.StatusBadRequest, "MalformedRequest", err.Error())
 		return
 	}
 	h, err := a.open(r.Context(), in.Location, in.Digest)
@@ -227,11 +216,11 @@ func (a *API) cacheImage(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			a.log.Error("cache image", "location", in.Location, "err", err)
 		}
-		writeError(w, status, code, err.Error())
+		api.WriteError(w, status, code, err.Error())
 		return
 	}
 	defer h.Close()
-	writeJSON(w, api.CacheResponse{Size: h.Size, SHA256: h.SHA256})
+	api.WriteJSON(w, api.CacheResponse{Size: h.Size, SHA256: h.SHA256})
 }
 
 func (a *API) image(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +231,7 @@ func (a *API) image(w http.ResponseWriter, r *http.Request) {
 		if status >= 500 {
 			a.log.Error("serve image", "location", q.Get("location"), "err", err)
 		}
-		writeError(w, status, code, err.Error())
+		api.WriteError(w, status, code, err.Error())
 		return
 	}
 	defer h.Close()

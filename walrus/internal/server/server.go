@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -163,19 +161,11 @@ func accountSource(cfg Config) (accountProvider, error) {
 	if cfg.CloudctlURL == "" {
 		return accounts.Open(cfg.AccountsFile)
 	}
-	data, err := os.ReadFile(cfg.ComponentCredentials)
+	cred, err := pkgapi.LoadCredentials(cfg.ComponentCredentials)
 	if err != nil {
-		return nil, fmt.Errorf("component credentials: %w", err)
+		return nil, err
 	}
-	var cred struct {
-		AccessKeyID     string `json:"access_key_id"`
-		SecretAccessKey string `json:"secret_access_key"`
-	}
-	if err := json.Unmarshal(data, &cred); err != nil || cred.AccessKeyID == "" {
-		return nil, fmt.Errorf("component credentials %s: not a key pair (%v)", cfg.ComponentCredentials, err)
-	}
-	client := &pkgapi.Client{BaseURL: cfg.CloudctlURL, AccessKeyID: cred.AccessKeyID, Secret: cred.SecretAccessKey,
-		HTTP: &http.Client{Timeout: 10 * time.Second}}
+	client := pkgapi.NewClient(cfg.CloudctlURL, cred, 10*time.Second)
 	return accounts.NewRemote(client, cfg.KeyCacheTTL.Duration, 5*time.Minute), nil
 }
 
