@@ -12,8 +12,11 @@ import (
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
 	"github.com/koala-cloud/koala/cloudctl/internal/admin"
+	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/server"
+	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/sched"
 )
 
 // backend is what the admin verbs need: the admin service of a running
@@ -28,6 +31,13 @@ type backend interface {
 	Credentials(ctx context.Context, account string) (admin.Bundle, error)
 	AddSigningCert(ctx context.Context, account, certPEM string) (accounts.Cert, error)
 	SetImageDefaults(ctx context.Context, d images.Defaults) error
+	VMTypes(ctx context.Context) ([]api.VMType, error)
+	SetVMType(ctx context.Context, t api.VMType) error
+	DeleteVMType(ctx context.Context, name string) error
+	Clusters(ctx context.Context) ([]clusters.Cluster, error)
+	RegisterCluster(ctx context.Context, zone, url string) error
+	DeregisterCluster(ctx context.Context, zone string) error
+	ComponentKey(ctx context.Context, name string) (admin.ComponentKey, error)
 }
 
 // openBackend reaches the running daemon, or opens its database when no
@@ -65,6 +75,10 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cloudKey := fl.String("cloud-key", "", "adopt this cloud private key, PEM (init)")
 	kernel := fl.String("kernel", "", "default kernel image (image-defaults)")
 	ramdisk := fl.String("ramdisk", "", "default ramdisk image (image-defaults)")
+	cores := fl.Int("cores", 0, "cores (vmtype set)")
+	memory := fl.Int("memory", 0, "memory in MiB (vmtype set)")
+	disk := fl.Int("disk", 0, "disk in GiB (vmtype set)")
+	outFile := fl.String("o", "", "write the key to this file, mode 0600 (component-key)")
 	// Verbs and names come first, flags after them.
 	var words []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -143,6 +157,48 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		printJSON(stdout, map[string]string{"certificate_id": c.ID})
 	case len(words) == 1 && words[0] == "image-defaults":
 		if err := b.SetImageDefaults(ctx, images.Defaults{Kernel: *kernel, Ramdisk: *ramdisk}); err != nil {
+			return fail(err)
+		}
+	case len(words) == 2 && words[0] == "vmtype" && words[1] == "list":
+		ts, err := b.VMTypes(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		printJSON(stdout, ts)
+	case len(words) == 3 && words[0] == "vmtype" && words[1] == "set":
+		t := api.VMType{Name: words[2], Resources: sched.Resources{Cores: *cores, MemoryMiB: *memory, DiskGiB: *disk}}
+		if err := b.SetVMType(ctx, t); err != nil {
+			return fail(err)
+		}
+	case len(words) == 3 && words[0] == "vmtype" && words[1] == "delete":
+		if err := b.DeleteVMType(ctx, words[2]); err != nil {
+			return fail(err)
+		}
+	case len(words) == 4 && words[0] == "cluster" && words[1] == "register":
+		if err := b.RegisterCluster(ctx, words[2], words[3]); err != nil {
+			return fail(err)
+		}
+	case len(words) == 2 && words[0] == "cluster" && words[1] == "list":
+		cs, err := b.Clusters(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		printJSON(stdout, cs)
+	case len(words) == 3 && words[0] == "cluster" && words[1] == "deregister":
+		if err := b.DeregisterCluster(ctx, words[2]); err != nil {
+			return fail(err)
+		}
+	case len(words) == 2 && words[0] == "component-key":
+		k, err := b.ComponentKey(ctx, words[1])
+		if err != nil {
+			return fail(err)
+		}
+		if *outFile == "" {
+			printJSON(stdout, k)
+			break
+		}
+		data, _ := json.MarshalIndent(k, "", "  ")
+		if err := os.WriteFile(*outFile, append(data, '\n'), 0o600); err != nil {
 			return fail(err)
 		}
 	case len(words) == 2 && words[0] == "credentials":

@@ -37,6 +37,13 @@ const usage = `usage:
   cloudctl admin credentials ACCOUNT [-dir DIR] [-config FILE]
   cloudctl admin signing-cert upload ACCOUNT CERT.pem [-config FILE]
   cloudctl admin image-defaults [-kernel aki-...] [-ramdisk ari-...] [-config FILE]
+  cloudctl admin vmtype list [-config FILE]
+  cloudctl admin vmtype set NAME -cores N -memory MIB -disk GIB [-config FILE]
+  cloudctl admin vmtype delete NAME [-config FILE]
+  cloudctl admin cluster register ZONE URL [-config FILE]
+  cloudctl admin cluster list [-config FILE]
+  cloudctl admin cluster deregister ZONE [-config FILE]
+  cloudctl admin component-key NAME [-o FILE] [-config FILE]   (a cluster's or node's key)
 
 Image bundles (run a verb with -h for its flags):
   cloudctl bundle-image -i IMAGE [-d DIR] [-r ARCH] [-kernel aki-..|-ramdisk ari-..|-type kernel|ramdisk] [-p NAME] [-part-size SIZE]

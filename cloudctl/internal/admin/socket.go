@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
+	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
+	"github.com/koala-cloud/koala/cloudctl/internal/vmtypes"
+	"github.com/koala-cloud/koala/pkg/api"
 )
 
 // The admin socket speaks JSON over HTTP. Reaching the socket is the
@@ -31,8 +34,11 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 				status = http.StatusNotFound
 			case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrBadName),
 				errors.Is(err, accounts.ErrTooManyKeys), errors.Is(err, ErrInitialized),
-				errors.Is(err, accounts.ErrBadCert), errors.Is(err, images.ErrState), errors.Is(err, images.ErrNotFound):
+				errors.Is(err, accounts.ErrBadCert), errors.Is(err, images.ErrState), errors.Is(err, images.ErrNotFound),
+				errors.Is(err, vmtypes.ErrInvalid), errors.Is(err, clusters.ErrInvalid):
 				status = http.StatusBadRequest
+			case errors.Is(err, vmtypes.ErrNotFound), errors.Is(err, clusters.ErrNotFound):
+				status = http.StatusNotFound
 			default:
 				log.Error("admin", "err", err)
 			}
@@ -89,6 +95,40 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 			return
 		}
 		reply(w, struct{}{}, s.SetImageDefaults(r.Context(), d))
+	})
+	mux.HandleFunc("GET /admin/vmtypes", func(w http.ResponseWriter, r *http.Request) {
+		ts, err := s.VMTypes(r.Context())
+		reply(w, ts, err)
+	})
+	mux.HandleFunc("PUT /admin/vmtypes", func(w http.ResponseWriter, r *http.Request) {
+		var t api.VMType
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&t); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(w, struct{}{}, s.SetVMType(r.Context(), t))
+	})
+	mux.HandleFunc("DELETE /admin/vmtypes/{name}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, s.DeleteVMType(r.Context(), r.PathValue("name")))
+	})
+	mux.HandleFunc("GET /admin/clusters", func(w http.ResponseWriter, r *http.Request) {
+		cs, err := s.Clusters(r.Context())
+		reply(w, cs, err)
+	})
+	mux.HandleFunc("PUT /admin/clusters/{zone}", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ URL string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(w, struct{}{}, s.RegisterCluster(r.Context(), r.PathValue("zone"), req.URL))
+	})
+	mux.HandleFunc("DELETE /admin/clusters/{zone}", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, struct{}{}, s.DeregisterCluster(r.Context(), r.PathValue("zone")))
+	})
+	mux.HandleFunc("POST /admin/component-keys/{name}", func(w http.ResponseWriter, r *http.Request) {
+		k, err := s.ComponentKey(r.Context(), r.PathValue("name"))
+		reply(w, k, err)
 	})
 	return mux
 }
@@ -193,4 +233,45 @@ func (c *Client) AddSigningCert(ctx context.Context, account, certPEM string) (a
 // SetImageDefaults is Service.SetImageDefaults over the socket.
 func (c *Client) SetImageDefaults(ctx context.Context, d images.Defaults) error {
 	return c.call(ctx, "PUT", "/admin/image-defaults", d, &struct{}{})
+}
+
+// VMTypes is Service.VMTypes over the socket.
+func (c *Client) VMTypes(ctx context.Context) ([]api.VMType, error) {
+	var out []api.VMType
+	err := c.call(ctx, "GET", "/admin/vmtypes", nil, &out)
+	return out, err
+}
+
+// SetVMType is Service.SetVMType over the socket.
+func (c *Client) SetVMType(ctx context.Context, t api.VMType) error {
+	return c.call(ctx, "PUT", "/admin/vmtypes", t, &struct{}{})
+}
+
+// DeleteVMType is Service.DeleteVMType over the socket.
+func (c *Client) DeleteVMType(ctx context.Context, name string) error {
+	return c.call(ctx, "DELETE", "/admin/vmtypes/"+url.PathEscape(name), nil, &struct{}{})
+}
+
+// Clusters is Service.Clusters over the socket.
+func (c *Client) Clusters(ctx context.Context) ([]clusters.Cluster, error) {
+	var out []clusters.Cluster
+	err := c.call(ctx, "GET", "/admin/clusters", nil, &out)
+	return out, err
+}
+
+// RegisterCluster is Service.RegisterCluster over the socket.
+func (c *Client) RegisterCluster(ctx context.Context, zone, u string) error {
+	return c.call(ctx, "PUT", "/admin/clusters/"+url.PathEscape(zone), map[string]string{"URL": u}, &struct{}{})
+}
+
+// DeregisterCluster is Service.DeregisterCluster over the socket.
+func (c *Client) DeregisterCluster(ctx context.Context, zone string) error {
+	return c.call(ctx, "DELETE", "/admin/clusters/"+url.PathEscape(zone), nil, &struct{}{})
+}
+
+// ComponentKey is Service.ComponentKey over the socket.
+func (c *Client) ComponentKey(ctx context.Context, name string) (ComponentKey, error) {
+	var out ComponentKey
+	err := c.call(ctx, "POST", "/admin/component-keys/"+url.PathEscape(name), nil, &out)
+	return out, err
 }

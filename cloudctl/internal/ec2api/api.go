@@ -71,6 +71,7 @@ type API struct {
 	decrypt  func([]byte) ([]byte, error)
 	certPEM  []byte
 	kick     chan string // images to cache now
+	fleet    Fleet
 }
 
 // Deps are the API's collaborators: walrus, for image bundles, and the
@@ -81,6 +82,9 @@ type Deps struct {
 	// CloudCertPEM is the cloud's certificate, which bundles encrypt their
 	// key for; DescribeCloudCertificate hands it out.
 	CloudCertPEM []byte
+	// Fleet runs instances; without it the instance actions answer
+	// Unsupported.
+	Fleet Fleet
 }
 
 // action runs one EC2 action. It reads its parameters, calls rq.ready
@@ -97,7 +101,7 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 	a := &API{
 		cfg: cfg, db: db, accounts: accts, tokens: ec2query.NewTokens(cfg.TokenKey), log: log,
 		limit:   newLimiter(cfg.RateLimit, cfg.RateBurst),
-		bundles: deps.Bundles, decrypt: deps.Decrypt, certPEM: deps.CloudCertPEM, kick: make(chan string, 64),
+		bundles: deps.Bundles, decrypt: deps.Decrypt, certPEM: deps.CloudCertPEM, kick: make(chan string, 64), fleet: deps.Fleet,
 		v4: &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
 		v2: &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
 	}
@@ -129,6 +133,17 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 
 		"UploadSigningCertificate": a.uploadSigningCertificate,
 		"ListSigningCertificates":  a.listSigningCertificates,
+
+		"RunInstances":              a.runInstances,
+		"DescribeInstances":         a.describeInstances,
+		"DescribeInstanceStatus":    a.describeInstanceStatus,
+		"TerminateInstances":        a.terminateInstances,
+		"StopInstances":             a.stopInstances,
+		"StartInstances":            a.startInstances,
+		"RebootInstances":           a.rebootInstances,
+		"GetConsoleOutput":          a.getConsoleOutput,
+		"DescribeInstanceAttribute": a.describeInstanceAttribute,
+		"ModifyInstanceAttribute":   a.modifyInstanceAttribute,
 
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,

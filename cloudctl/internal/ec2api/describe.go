@@ -1,7 +1,13 @@
 package ec2api
 
 import (
+	"fmt"
 	"strconv"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/instances"
+	"github.com/koala-cloud/koala/cloudctl/internal/vmtypes"
+	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/store"
 
 	"github.com/koala-cloud/koala/pkg/awserr"
 )
@@ -98,10 +104,24 @@ func (a *API) describeAvailabilityZones(rq *request) (any, error) {
 	if err := rq.ready(); err != nil {
 		return nil, err
 	}
+	verbose := len(names) == 1 && names[0] == "verbose" && rq.account.Name == "admin"
+	if verbose {
+		names = nil
+	}
 	region := a.cfg.Regions[0].Name
 	all := map[string]zoneItem{}
 	var order []string
-	for i, z := range a.cfg.Zones {
+	zones := a.cfg.Zones
+	if a.fleet != nil {
+		registered, err := a.fleet.Zones()
+		if err != nil {
+			return nil, err
+		}
+		if len(registered) > 0 {
+			zones = registered
+		}
+	}
+	for i, z := range zones {
 		all[z] = zoneItem{ZoneName: z, ZoneState: "available", RegionName: region, ZoneID: region + "-az" + strconv.Itoa(i+1),
 			Messages: []string{}, OptInStatus: "opt-in-not-required", GroupName: region, NetworkBorderGroup: region,
 			ZoneType: "availability-zone"}
@@ -124,6 +144,9 @@ func (a *API) describeAvailabilityZones(rq *request) (any, error) {
 		if !found {
 			return nil, awserr.Newf("InvalidParameterValue", "The zone ID '%s' does not exist.", id)
 		}
+	}
+	if verbose {
+		return a.verboseZones(rq, order, all)
 	}
 	out := describeZonesResult{Zones: []zoneItem{}}
 	for _, n := range order {
@@ -183,6 +206,52 @@ func (a *API) describeAccountAttributes(rq *request) (any, error) {
 		}
 		if !found {
 			return nil, awserr.Newf("InvalidParameterValue", "Value (%s) for parameter attributeName is invalid. Unknown attribute name", n)
+		}
+	}
+	return out, nil
+}
+
+// verboseZones is Eucalyptus's admin view of DescribeAvailabilityZones
+// verbose: under each zone, each VM type's free and maximum instance
+// counts and its cores, memory (MiB) and disk (GiB).
+func (a *API) verboseZones(rq *request, order []string, all map[string]zoneItem) (any, error) {
+	var types []api.VMType
+	if err := a.view(func(tx *store.Tx) error {
+		var err error
+		types, err = vmtypes.All(tx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	byZone := map[string]instances.ZoneResources{}
+	if a.fleet != nil {
+		res, err := a.fleet.Resources(rq.ctx, types)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range res {
+			byZone[r.Zone] = r
+		}
+	}
+	out := describeZonesResult{Zones: []zoneItem{}}
+	row := func(name, state string) zoneItem {
+		return zoneItem{ZoneName: name, ZoneState: state, Messages: []string{}}
+	}
+	for _, n := range order {
+		z := all[n]
+		r, ok := byZone[n]
+		if !ok || r.Err != nil {
+			z.ZoneState = "unavailable"
+		}
+		out.Zones = append(out.Zones, z, row("|- vm types", "free / max   cpu   ram  disk"))
+		for _, t := range types {
+			free, most := 0, 0
+			for _, ts := range r.Types {
+				if ts.Name == t.Name {
+					free, most = ts.Free, ts.Max
+				}
+			}
+			out.Zones = append(out.Zones, row("|- "+t.Name, fmt.Sprintf("%04d / %04d %4d %5d %5d", free, most, t.Cores, t.MemoryMiB, t.DiskGiB)))
 		}
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package ec2api
 
 import (
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
+	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypair"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
@@ -29,6 +30,10 @@ var rules = []awserr.Rule{
 	{Err: images.ErrNotFound, Code: "InvalidAMIID.NotFound", Detail: true},
 	{Err: images.ErrState, Code: "IncorrectState", Detail: true},
 
+	{Err: instances.ErrNotFound, Code: "InvalidInstanceID.NotFound", Detail: true},
+	{Err: instances.ErrState, Code: "IncorrectInstanceState", Detail: true},
+	{Err: instances.ErrCapacity, Code: "InsufficientInstanceCapacity", Detail: true},
+	{Err: instances.ErrZone, Code: "InvalidParameterValue", Detail: true},
 	{Err: tags.ErrTooMany, Code: "TagLimitExceeded", Detail: true},
 	{Err: tags.ErrBadKey, Code: "InvalidParameterValue", Detail: true},
 	{Err: tags.ErrBadValue, Code: "InvalidParameterValue", Detail: true},

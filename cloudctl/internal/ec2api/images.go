@@ -278,7 +278,7 @@ func (a *API) cacheOne(ctx context.Context, id string) {
 		return
 	}
 	if err := a.update(func(tx *store.Tx) error {
-		return images.SetState(tx, id, state, code, msg, res.Size)
+		return images.SetState(tx, id, state, code, msg, res.Size, res.SHA256)
 	}); err != nil {
 		a.log.Error("record image state", "image_id", id, "err", err)
 		return

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
+	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
@@ -21,6 +22,7 @@ var resourceTypes = map[string]string{
 	"ami": "image",
 	"aki": "image",
 	"ari": "image",
+	"i":   "instance",
 }
 
 func resourceType(id string) string {
@@ -39,6 +41,9 @@ func checkResource(tx *store.Tx, account, id string) error {
 		return err
 	case "security-group":
 		_, err := secgroups.Find(tx, account, id)
+		return err
+	case "instance":
+		_, err := instances.Owned(tx, account, id)
 		return err
 	case "image":
 		img, err := images.Visible(tx, account, id)

@@ -58,7 +58,9 @@ type Image struct {
 	Public         bool      `json:"public,omitempty"`
 	LaunchAccounts []string  `json:"launch_accounts,omitempty"`
 	Size           int64     `json:"size,omitempty"`
-	Created        time.Time `json:"created"`
+	// SHA256 is the decrypted image's digest, which nodes check.
+	SHA256  string    `json:"sha256,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // prefixes are the ID prefixes of each image type.
@@ -127,7 +129,7 @@ func All(tx *store.Tx) ([]Image, error) {
 }
 
 // SetState records the outcome of caching an image.
-func SetState(tx *store.Tx, id, st, code, msg string, size int64) error {
+func SetState(tx *store.Tx, id, st, code, msg string, size int64, sha string) error {
 	img, err := Get(tx, id)
 	if err != nil {
 		return err
@@ -138,6 +140,9 @@ func SetState(tx *store.Tx, id, st, code, msg string, size int64) error {
 	img.State, img.ReasonCode, img.ReasonMessage = st, code, msg
 	if size > 0 {
 		img.Size = size
+	}
+	if sha != "" {
+		img.SHA256 = sha
 	}
 	return Put(tx, img)
 }

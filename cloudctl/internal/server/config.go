@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/pkg/config"
+	"github.com/koala-cloud/koala/pkg/sched"
 )
 
 // Config is cloudctl's configuration.
@@ -40,6 +41,17 @@ type Config struct {
 	// (RequestLimitExceeded beyond them); a rate_limit of 0 turns it off.
 	RateLimit float64 `json:"rate_limit"`
 	RateBurst float64 `json:"rate_burst"`
+	// ZonePolicy chooses a cluster for a request that names no zone:
+	// most-free (the default) or round-robin.
+	ZonePolicy string `json:"zone_policy"`
+	// PendingTimeout ends an instance still pending after it in
+	// terminated, with the reason.
+	PendingTimeout config.Duration `json:"pending_timeout"`
+	// ReconcilePoll is how often every cluster's instances are compared
+	// with cloudctl's record.
+	ReconcilePoll config.Duration `json:"reconcile_poll"`
+	// KeepTerminated is how long terminated instances stay visible.
+	KeepTerminated config.Duration `json:"keep_terminated"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
 }
@@ -51,6 +63,8 @@ func Defaults() Config {
 		S3URL:        "http://127.0.0.1:8776",
 		MaxInstances: 20, MaxElasticIPs: 5, MaxSkew: config.Duration{Duration: 15 * time.Minute}, LogLevel: "info",
 		RateLimit: 100, RateBurst: 1000,
+		ZonePolicy: "most-free", PendingTimeout: config.Duration{Duration: 10 * time.Minute},
+		ReconcilePoll: config.Duration{Duration: 5 * time.Second}, KeepTerminated: config.Duration{Duration: time.Hour},
 	}
 }
 
@@ -75,6 +89,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSkew.Duration <= 0 {
 		errs = append(errs, errors.New("max_skew must be positive"))
+	}
+	if _, err := sched.ParseZonePolicy(c.ZonePolicy); err != nil {
+		errs = append(errs, fmt.Errorf("zone_policy: %w", err))
+	}
+	if c.PendingTimeout.Duration <= 0 || c.ReconcilePoll.Duration <= 0 || c.KeepTerminated.Duration <= 0 {
+		errs = append(errs, errors.New("pending_timeout, reconcile_poll and keep_terminated must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
 	"github.com/koala-cloud/koala/cloudctl/internal/ca"
+	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 )
@@ -34,6 +35,7 @@ type internalAPI struct {
 	accounts *accounts.Store
 	verify   *sigv4.Verifier
 	ca       *ca.CA
+	fleet    *instances.Controller
 	log      *slog.Logger
 }
 
@@ -49,6 +51,8 @@ func (h *internalAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.account(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == api.PathBundleKeys:
 		h.bundleKeys(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == api.PathInstanceEvents:
+		h.instanceEvents(w, r)
 	default:
 		api.WriteError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	}
@@ -136,4 +140,23 @@ func (h *internalAPI) account(w http.ResponseWriter, r *http.Request) {
 
 func apiAccount(a accounts.Account) api.Account {
 	return api.Account{ID: a.ID, CanonicalID: a.CanonicalID, DisplayName: a.Name, Email: a.Email}
+}
+
+// instanceEvents records the instance states a cluster pushes.
+func (h *internalAPI) instanceEvents(w http.ResponseWriter, r *http.Request) {
+	zone := r.URL.Query().Get("zone")
+	var sts []api.InstanceStatus
+	if !api.ReadJSON(w, r, 64<<20, &sts) {
+		return
+	}
+	if zone == "" {
+		api.WriteError(w, http.StatusBadRequest, "MissingParameter", "zone is missing")
+		return
+	}
+	if err := h.fleet.Apply(zone, sts); err != nil {
+		h.log.Error("instance events", "zone", zone, "err", err)
+		api.WriteError(w, http.StatusInternalServerError, "InternalError", "could not record the events")
+		return
+	}
+	api.WriteJSON(w, struct{}{})
 }

@@ -16,8 +16,10 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/admin"
 	"github.com/koala-cloud/koala/cloudctl/internal/ca"
 	"github.com/koala-cloud/koala/cloudctl/internal/ec2api"
+	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/sched"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 	"github.com/koala-cloud/koala/pkg/store"
 )
@@ -51,6 +53,7 @@ type Server struct {
 	ready chan struct{}
 	done  chan error
 	ec2   *ec2api.API
+	fleet *instances.Controller
 	stop  context.CancelFunc // ends background work
 }
 
@@ -89,13 +92,18 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	walrus := &api.Client{BaseURL: walrusURL, AccessKeyID: self.ID, Secret: self.Secret,
 		HTTP: &http.Client{Timeout: 30 * time.Minute}}
+	zp, _ := sched.ParseZonePolicy(cfg.ZonePolicy)
+	fleet := instances.New(db, instances.Config{
+		Credentials: api.Credentials{AccessKeyID: self.ID, SecretAccessKey: self.Secret}, ZonePolicy: zp,
+		Poll: cfg.ReconcilePoll.Duration, PendingTimeout: cfg.PendingTimeout.Duration, Keep: cfg.KeepTerminated.Duration,
+	}, log)
 	ec2 := ec2api.New(ec2api.Config{
 		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
 		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
 		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt, CloudCertPEM: settings.CertPEM}, log)
+	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt, CloudCertPEM: settings.CertPEM, Fleet: fleet}, log)
 	internal := &internalAPI{
-		accounts: accounts.New(db), log: log, ca: authority,
+		accounts: accounts.New(db), log: log, ca: authority, fleet: fleet,
 		verify: &sigv4.Verifier{Keys: componentKeys{accounts.New(db)}, MaxSkew: cfg.MaxSkew.Duration},
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +118,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	})
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return &Server{
-		cfg: cfg, log: log, db: db, ec2: ec2, ready: make(chan struct{}), done: make(chan error, 2),
+		cfg: cfg, log: log, db: db, ec2: ec2, fleet: fleet, ready: make(chan struct{}), done: make(chan error, 2),
 		http:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
 		admin: &http.Server{Handler: admin.Handler(admin.NewService(db), log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog},
 	}, nil
@@ -152,6 +160,7 @@ func (s *Server) Start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	go s.ec2.RunCache(bg, 30*time.Second)
+	go s.fleet.Run(bg)
 	s.log.Info("cloudctl serving", "addr", ln.Addr().String(), "admin_socket", sockPath, "region", s.cfg.Region)
 	close(s.ready)
 	return nil

@@ -15,10 +15,14 @@ const (
 	Idempotency  = "idempotency"   // account ID + "/" + client token -> stored result
 	Certs        = "certs"         // account ID + "/" + certificate ID -> signing certificate
 	Images       = "images"        // image ID -> images.Image
+	Instances    = "instances"     // instance ID -> instances.Instance
+	VMTypes      = "vm_types"      // type name -> api.VMType (defaults when empty)
+	Clusters     = "clusters"      // zone -> clusters.Cluster
 )
 
 // Schema is cloudctl's database schema.
 var Schema = store.Schema{
 	Version: 1,
-	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency, Certs, Images},
+	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency, Certs, Images,
+		Instances, VMTypes, Clusters},
 }

@@ -1,0 +1,62 @@
+package admin
+
+import (
+	"context"
+	"time"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
+	"github.com/koala-cloud/koala/cloudctl/internal/vmtypes"
+	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/store"
+)
+
+// VMTypes lists the cloud's VM types.
+func (s *Service) VMTypes(ctx context.Context) ([]api.VMType, error) {
+	var out []api.VMType
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		out, err = vmtypes.All(tx)
+		return err
+	})
+	return out, err
+}
+
+// SetVMType adds or changes a VM type.
+func (s *Service) SetVMType(ctx context.Context, t api.VMType) error {
+	return s.db.Commit(func(tx *store.Tx) error { return vmtypes.Put(tx, t) })
+}
+
+// DeleteVMType removes a VM type.
+func (s *Service) DeleteVMType(ctx context.Context, name string) error {
+	return s.db.Commit(func(tx *store.Tx) error { return vmtypes.Delete(tx, name) })
+}
+
+// Clusters lists the registered clusters.
+func (s *Service) Clusters(ctx context.Context) ([]clusters.Cluster, error) {
+	var out []clusters.Cluster
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		out, err = clusters.All(tx)
+		return err
+	})
+	return out, err
+}
+
+// RegisterCluster registers the cluster controller of a zone at url.
+func (s *Service) RegisterCluster(ctx context.Context, zone, url string) error {
+	return s.db.Commit(func(tx *store.Tx) error {
+		return clusters.Put(tx, clusters.Cluster{Zone: zone, URL: url, Registered: time.Now().UTC()})
+	})
+}
+
+// DeregisterCluster forgets a zone's cluster; its instances end.
+func (s *Service) DeregisterCluster(ctx context.Context, zone string) error {
+	return s.db.Commit(func(tx *store.Tx) error { return clusters.Delete(tx, zone) })
+}
+
+// ComponentKey makes a new key for a daemon (a cluster or node
+// controller) to sign internal calls with, replacing its old one.
+func (s *Service) ComponentKey(ctx context.Context, component string) (ComponentKey, error) {
+	k, err := s.accounts.CreateComponentKey(ctx, component)
+	return ComponentKey{k.ID, k.Secret}, err
+}

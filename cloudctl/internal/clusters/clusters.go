@@ -1,0 +1,89 @@
+// Package clusters keeps the registry of cluster controllers: one per
+// availability zone, with the URL cloudctl reaches it at.
+package clusters
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/store"
+)
+
+// Errors callers test for.
+var (
+	ErrNotFound = errors.New("no such cluster")
+	ErrInvalid  = errors.New("invalid cluster")
+)
+
+// Cluster is a registered cluster controller.
+type Cluster struct {
+	Zone       string    `json:"zone"`
+	URL        string    `json:"url"`
+	Registered time.Time `json:"registered"`
+}
+
+var zoneRE = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,62}$`)
+
+// Put registers (or moves) a cluster.
+func Put(tx *store.Tx, c Cluster) error {
+	if !zoneRE.MatchString(c.Zone) {
+		return fmt.Errorf("%w: zone %q", ErrInvalid, c.Zone)
+	}
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: url %q", ErrInvalid, c.URL)
+	}
+	if old, err := Get(tx, c.Zone); err == nil {
+		c.Registered = old.Registered
+	}
+	if c.Registered.IsZero() {
+		c.Registered = time.Now().UTC()
+	}
+	return tx.Put(state.Clusters, []byte(c.Zone), c)
+}
+
+// Get returns a zone's cluster.
+func Get(tx *store.Tx, zone string) (Cluster, error) {
+	var c Cluster
+	err := tx.Get(state.Clusters, []byte(zone), &c)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, fmt.Errorf("%w: %s", ErrNotFound, zone)
+	}
+	return c, err
+}
+
+// Delete deregisters a zone's cluster.
+func Delete(tx *store.Tx, zone string) error {
+	if _, err := Get(tx, zone); err != nil {
+		return err
+	}
+	return tx.Delete(state.Clusters, []byte(zone))
+}
+
+// All returns the clusters in registration order.
+func All(tx *store.Tx) ([]Cluster, error) {
+	b, err := tx.Bucket(state.Clusters)
+	if err != nil {
+		return nil, err
+	}
+	var out []Cluster
+	err = b.ForEach(func(_, v []byte) error {
+		var c Cluster
+		if err := store.Decode(v, &c); err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Registered.Equal(out[j].Registered) {
+			return out[i].Registered.Before(out[j].Registered)
+		}
+		return out[i].Zone < out[j].Zone
+	})
+	return out, err
+}

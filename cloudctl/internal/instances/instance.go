@@ -1,0 +1,137 @@
+package instances
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/store"
+)
+
+// Errors callers test for.
+var (
+	ErrNotFound = errors.New("no such instance")
+	ErrState    = errors.New("instance in the wrong state")
+	// ErrCapacity is a cluster's (or the cloud's) InsufficientInstanceCapacity.
+	ErrCapacity = errors.New("insufficient capacity")
+	// ErrZone is an availability zone no cluster serves.
+	ErrZone = errors.New("no such availability zone")
+)
+
+// Group is a security group an instance is in.
+type Group struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Instance is cloudctl's record of an instance.
+type Instance struct {
+	ID          string        `json:"id"`
+	Reservation string        `json:"reservation"`
+	Owner       string        `json:"owner"` // account ID
+	LaunchIndex int           `json:"launch_index"`
+	Type        api.VMType    `json:"type"`
+	Image       api.ImageRef  `json:"image"`
+	Kernel      *api.ImageRef `json:"kernel,omitempty"`
+	Ramdisk     *api.ImageRef `json:"ramdisk,omitempty"`
+	KeyName     string        `json:"key_name,omitempty"`
+	PublicKey   string        `json:"public_key,omitempty"`
+	Groups      []Group       `json:"groups,omitempty"`
+	UserData    []byte        `json:"user_data,omitempty"`
+	ClientToken string        `json:"client_token,omitempty"`
+	Zone        string        `json:"zone"`
+	Node        string        `json:"node,omitempty"`
+	MAC         string        `json:"mac,omitempty"`
+	PrivateIP   string        `json:"private_ip,omitempty"`
+	State       string        `json:"state"`
+	Reason      *api.Reason   `json:"reason,omitempty"`
+	// Transition is EC2's StateTransitionReason, e.g. "User initiated
+	// (2026-11-22 10:00:00 GMT)".
+	Transition string    `json:"transition,omitempty"`
+	Desired    string    `json:"desired"` // running, stopped or terminated
+	Placed     bool      `json:"placed"`  // the cluster took it
+	Launched   time.Time `json:"launched"`
+	Since      time.Time `json:"since"` // in State since
+	// Generation is the newest cluster report applied.
+	Generation uint64 `json:"generation"`
+}
+
+// Spec is the instance as a cluster runs it.
+func (in Instance) Spec() api.InstanceSpec {
+	groups := make([]string, len(in.Groups))
+	for i, g := range in.Groups {
+		groups[i] = g.ID
+	}
+	return api.InstanceSpec{
+		ID: in.ID, ReservationID: in.Reservation, AccountID: in.Owner, LaunchIndex: in.LaunchIndex,
+		Type: in.Type, Image: in.Image, Kernel: in.Kernel, Ramdisk: in.Ramdisk, UserData: in.UserData,
+		KeyName: in.KeyName, PublicKey: in.PublicKey, Groups: groups, Node: in.Node, MAC: in.MAC, PrivateIP: in.PrivateIP,
+	}
+}
+
+// Final reports whether the instance is gone for good.
+func (in Instance) Final() bool { return in.State == api.Terminated }
+
+// Put stores an instance.
+func Put(tx *store.Tx, in Instance) error { return tx.Put(state.Instances, []byte(in.ID), in) }
+
+// Get returns an instance.
+func Get(tx *store.Tx, id string) (Instance, error) {
+	var in Instance
+	err := tx.Get(state.Instances, []byte(id), &in)
+	if errors.Is(err, store.ErrNotFound) {
+		return in, fmt.Errorf("%w: The instance ID '%s' does not exist", ErrNotFound, id)
+	}
+	return in, err
+}
+
+// Owned returns an account's instance, else ErrNotFound.
+func Owned(tx *store.Tx, account, id string) (Instance, error) {
+	in, err := Get(tx, id)
+	if err == nil && in.Owner != account {
+		return Instance{}, fmt.Errorf("%w: The instance ID '%s' does not exist", ErrNotFound, id)
+	}
+	return in, err
+}
+
+// Delete forgets an instance.
+func Delete(tx *store.Tx, id string) error { return tx.Delete(state.Instances, []byte(id)) }
+
+// All returns every instance (of one account when account is not
+// empty), by launch time, reservation and launch index.
+func All(tx *store.Tx, account string) ([]Instance, error) {
+	b, err := tx.Bucket(state.Instances)
+	if err != nil {
+		return nil, err
+	}
+	var out []Instance
+	err = b.ForEach(func(_, v []byte) error {
+		var in Instance
+		if err := store.Decode(v, &in); err != nil {
+			return err
+		}
+		if account == "" || in.Owner == account {
+			out = append(out, in)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.Launched.Equal(b.Launched) {
+			return a.Launched.Before(b.Launched)
+		}
+		if a.Reservation != b.Reservation {
+			return a.Reservation < b.Reservation
+		}
+		return a.LaunchIndex < b.LaunchIndex
+	})
+	return out, err
+}
+
+// userInitiated is EC2's StateTransitionReason for a user's action.
+func userInitiated(t time.Time) string {
+	return "User initiated (" + t.UTC().Format("2006-01-02 15:04:05 GMT") + ")"
+}
