@@ -1,13 +1,171 @@
-// Command clusterctl is a daemon of the cloud that later issues build; for now it
-// only reports that it is not built yet, so that every binary exists.
+// Command clusterctl is the cluster controller of one availability zone:
+// the node registry, placement of instances on nodes, MAC/IP leases and
+// resource accounting.
+//
+//	clusterctl serve [-config FILE] [-listen ADDR]
+//	clusterctl node register NAME URL [-config FILE]
+//	clusterctl node deregister NAME [-config FILE]
+//	clusterctl node list [-config FILE]
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/koala-cloud/koala/clusterctl/internal/admin"
+	"github.com/koala-cloud/koala/clusterctl/internal/server"
+	"github.com/koala-cloud/koala/pkg/config"
+	"github.com/koala-cloud/koala/pkg/daemon"
 )
 
+const usage = `usage:
+  clusterctl serve [-config FILE] [-listen ADDR]
+  clusterctl node register NAME URL [-config FILE]
+  clusterctl node deregister NAME [-config FILE]
+  clusterctl node list [-config FILE]
+
+FILE defaults to $CLUSTERCTL_CONFIG, else var/clusterctl/config.json when it
+exists. The node verbs go through the running daemon's admin socket
+(data_dir/admin.sock), else open its database directly.
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "clusterctl: not built yet")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) >= 1 && args[0] == "serve":
+		return serve(ctx, args[1:], stderr)
+	case len(args) >= 1 && args[0] == "node":
+		return nodeCommand(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}
+
+// loadConfig reads the configuration named by -config, $CLUSTERCTL_CONFIG
+// or var/clusterctl/config.json when it exists, or returns the defaults.
+func loadConfig(given string) (server.Config, error) {
+	path := config.Path(given, "CLUSTERCTL_CONFIG", "var/clusterctl/config.json")
+	if path == "" {
+		return server.Defaults(), nil
+	}
+	return server.Load(path)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) int {
+	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "configuration file (JSON)")
+	listen := fl.String("listen", "", "listen address, overrides the configuration")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "clusterctl:", err)
+		return 1
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	log, err := daemon.Logger(stderr, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "clusterctl:", err)
+		return 1
+	}
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	return daemon.Run(ctx, "clusterctl", srv, log)
+}
+
+// backend is what the node verbs need: the admin service of a running
+// clusterctl (over its socket), or the cluster over its database.
+type backend = admin.Service
+
+// openBackend reaches the running daemon, or opens its database when no
+// daemon answers on the socket. close releases what it opened.
+func openBackend(ctx context.Context, cfg server.Config, stderr io.Writer) (b backend, close func(), err error) {
+	if c, err := admin.Dial(ctx, server.SocketPath(cfg.DataDir)); err == nil {
+		return c, func() {}, nil
+	}
+	log, err := daemon.Logger(stderr, "warn")
+	if err != nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return server.OpenOffline(cfg, log)
+}
+
+// nodeCommand runs `clusterctl node ...`.
+func nodeCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("node", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "configuration file (JSON)")
+	// Verbs and names come first, flags after them.
+	var words []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		words, args = append(words, args[0]), args[1:]
+	}
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	valid := (len(words) == 3 && words[0] == "register") || (len(words) == 2 && words[0] == "deregister") ||
+		(len(words) == 1 && words[0] == "list")
+	if !valid {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "clusterctl:", err)
+		return 1
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return fail(err)
+	}
+	b, closeBackend, err := openBackend(ctx, cfg, stderr)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeBackend()
+	switch words[0] {
+	case "register":
+		n, err := b.RegisterNode(ctx, words[1], words[2])
+		if err != nil {
+			return fail(err)
+		}
+		printJSON(stdout, n)
+	case "deregister":
+		if err := b.DeregisterNode(ctx, words[1]); err != nil {
+			return fail(err)
+		}
+	case "list":
+		ns, err := b.Nodes(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		printJSON(stdout, ns)
+	}
+	return 0
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

