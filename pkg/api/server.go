@@ -28,8 +28,19 @@ func WriteError(w http.ResponseWriter, status int, code, msg string) {
 
 // ReadJSON decodes an internal call's body of at most limit bytes into v;
 // on failure it has answered 400 and returns false.
+// It reads the body to its end, so that the signature check of the
+// payload hash runs.
 func ReadJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	if err := json.NewDecoder(io.LimitReader(r.Body, limit)).Decode(v); err != nil {
+	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	switch {
+	case err != nil:
+		WriteError(w, http.StatusBadRequest, "MalformedRequest", "bad request body: "+err.Error())
+		return false
+	case int64(len(data)) > limit:
+		WriteError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", fmt.Sprintf("the body exceeds %d bytes", limit))
+		return false
+	}
+	if err := json.Unmarshal(data, v); err != nil {
 		WriteError(w, http.StatusBadRequest, "MalformedRequest", "bad request body: "+err.Error())
 		return false
 	}
@@ -82,11 +93,16 @@ func (k *ComponentKeys) SecretKey(ctx context.Context, id string) (string, error
 	return ak.SecretAccessKey, nil
 }
 
-// Guard answers internal calls whose signature fails with 403 AuthFailure
-// and passes the others to h.
+// Guard answers internal calls whose signature fails, or that are signed
+// for another service than InternalService, with 403 AuthFailure and
+// passes the others to h.
 func Guard(v *sigv4.Verifier, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, err := v.Verify(r); err != nil {
+		au, err := v.Verify(r)
+		if err == nil && au.Service != InternalService {
+			err = fmt.Errorf("internal calls are signed for service %s, not %q", InternalService, au.Service)
+		}
+		if err != nil {
 			WriteError(w, http.StatusForbidden, "AuthFailure", err.Error())
 			return
 		}

@@ -134,13 +134,16 @@ func (c *Cache) fill(f *fill, ref api.ImageRef) {
 	}
 	f.err = err
 	c.mu.Unlock()
-	close(f.done)
 	if err != nil {
+		close(f.done)
 		c.log.Warn("image fetch failed", "image_id", ref.ID, "err", err)
 		return
 	}
 	c.log.Info("image cached", "image_id", ref.ID, "bytes", size, "ms", time.Since(start).Milliseconds())
+	// Make room before the waiters go on: the new image is the most
+	// recently used, so it stays.
 	c.evict()
+	close(f.done)
 }
 
 func (c *Cache) download(ctx context.Context, ref api.ImageRef) (int64, error) {

@@ -21,9 +21,9 @@ import (
 
 // Errors the API edge maps to EC2 codes.
 var (
-	ErrNotFound   = errors.New("no such instance")
-	ErrState      = errors.New("instance in the wrong state")
-	ErrInvalid    = errors.New("invalid instance spec")
+	ErrNotFound = errors.New("no such instance")
+	ErrState    = errors.New("instance in the wrong state")
+	ErrInvalid  = errors.New("invalid instance spec")
 )
 
 // Config tunes a Manager.
