@@ -12,6 +12,7 @@ require (
 	github.com/minio/minio-go/v7 v7.4.1
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.48.0
+	libvirt.org/go/libvirt v1.10000.0
 )
 
 require (

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/koala-cloud/koala/nodectl/internal/disks"
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor"
@@ -22,7 +23,7 @@ func openDriver(ctx context.Context, cfg Config, log *slog.Logger) (hypervisor.D
 	case DriverLibvirt:
 		d, err := libvirt.New(ctx, libvirt.Config{
 			URI: cfg.LibvirtURI, Owner: cfg.Name, DomainType: cfg.DomainType,
-			ProbeKernel: cfg.ProbeKernel, StateDir: cfg.DataDir,
+			ProbeKernel: cfg.ProbeKernel, StateDir: probeDir(cfg.DataDir),
 		}, log)
 		if err != nil {
 			return nil, nil, err
@@ -31,4 +32,16 @@ func openDriver(ctx context.Context, cfg Config, log *slog.Logger) (hypervisor.D
 		return d, disks.QemuImg{}, nil
 	}
 	return nil, nil, fmt.Errorf("unknown driver %q", cfg.Driver)
+}
+
+// sharedProbeDir keeps the domain-type probe's answer for every nodectl
+// of this host until it reboots (the answer is keyed by boot ID), so
+// that only the first one boots a probe guest.
+const sharedProbeDir = "/run/koala"
+
+func probeDir(dataDir string) string {
+	if err := os.MkdirAll(sharedProbeDir, 0o755); err == nil {
+		return sharedProbeDir
+	}
+	return dataDir
 }
