@@ -82,26 +82,34 @@ func Marshal(action, version, requestID string, v any) ([]byte, error) {
 		}
 		inner = s[len("<x>") : len(s)-len("</x>")]
 	}
-	doc := envelope{
-		XMLName:   xml.Name{Local: action + "Response"},
-		Xmlns:     Namespace(version),
-		RequestID: requestID,
-		Inner:     inner,
+	// The envelope by hand: a large answer (thousands of instances) is
+	// then copied once more, not three times.
+	name := action + "Response"
+	if !validName(name) {
+		return nil, fmt.Errorf("encode %sResponse: bad action name", action)
 	}
-	out, err := xml.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("encode %sResponse: %w", action, err)
-	}
-	return append([]byte(xml.Header), out...), nil
+	var b bytes.Buffer
+	b.Grow(len(xml.Header) + 2*len(name) + len(inner) + 160)
+	b.WriteString(xml.Header)
+	b.WriteString("<" + name + ` xmlns="`)
+	_ = xml.EscapeText(&b, []byte(Namespace(version)))
+	b.WriteString(`"><requestId>`)
+	_ = xml.EscapeText(&b, []byte(requestID))
+	b.WriteString("</requestId>")
+	b.Write(inner)
+	b.WriteString("</" + name + ">")
+	return b.Bytes(), nil
 }
 
-// envelope is the response element around the fields of an action's
-// result.
-type envelope struct {
-	XMLName   xml.Name
-	Xmlns     string `xml:"xmlns,attr"`
-	RequestID string `xml:"requestId"`
-	Inner     []byte `xml:",innerxml"`
+// validName reports whether s is an XML element name made of ASCII
+// letters and digits, as every EC2 action is.
+func validName(s string) bool {
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // TimeLayout is how EC2 writes timestamps: UTC with milliseconds, e.g.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
+	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/pkg/awserr"
 	"github.com/koala-cloud/koala/pkg/ec2query"
 	"github.com/koala-cloud/koala/pkg/sigv2"
@@ -72,6 +73,9 @@ type API struct {
 	certPEM  []byte
 	kick     chan string // images to cache now
 	fleet    Fleet
+	// instances caches decoded instance records for the Describe calls.
+	instances instances.Cache
+	rendered  renderCache
 }
 
 // Deps are the API's collaborators: walrus, for image bundles, and the

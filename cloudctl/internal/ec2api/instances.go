@@ -3,12 +3,14 @@ package ec2api
 import (
 	"context"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/instances"
@@ -574,11 +576,18 @@ type describeInstancesResult struct {
 // selectInstances returns the account's instances that ids (all must
 // exist) and filters select, with their tags, sorted by ID.
 func (a *API) selectInstances(account string, ids []string, filters []ec2query.Filter, extra func(instances.Instance) bool) ([]instances.Instance, map[string][]tags.Tag, error) {
+	out, tagsOf, _, err := a.selectVersions(account, ids, filters, extra)
+	return out, tagsOf, err
+}
+
+// selectVersions is selectInstances with each record's cache version.
+func (a *API) selectVersions(account string, ids []string, filters []ec2query.Filter, extra func(instances.Instance) bool) ([]instances.Instance, map[string][]tags.Tag, map[string]uint64, error) {
 	var out []instances.Instance
 	tagsOf := map[string][]tags.Tag{}
+	versionOf := map[string]uint64{}
 	if len(ids) > 0 {
 		if err := a.checkOwned(account, ids); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	want := map[string]bool{}
@@ -586,11 +595,11 @@ func (a *API) selectInstances(account string, ids []string, filters []ec2query.F
 		want[id] = true
 	}
 	err := a.view(func(tx *store.Tx) error {
-		all, err := instances.All(tx, account)
+		all, versions, err := a.instances.AllVersions(tx, account)
 		if err != nil {
 			return err
 		}
-		for _, in := range all {
+		for i, in := range all {
 			if len(want) > 0 && !want[in.ID] {
 				continue
 			}
@@ -601,14 +610,15 @@ func (a *API) selectInstances(account string, ids []string, filters []ec2query.F
 			if err != nil {
 				return err
 			}
-			if match(filters, a.instanceAttrs(in), ts) {
+			if len(filters) == 0 || match(filters, a.instanceAttrs(in), ts) {
 				out = append(out, in)
 				tagsOf[in.ID] = ts
+				versionOf[in.ID] = versions[i]
 			}
 		}
 		return nil
 	})
-	return out, tagsOf, err
+	return out, tagsOf, versionOf, err
 }
 
 func (a *API) describeInstances(rq *request) (any, error) {
@@ -629,7 +639,7 @@ func (a *API) describeInstances(rq *request) (any, error) {
 		return nil, awserr.New("InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
 	}
 	me := rq.account.ID
-	chosen, tagsOf, err := a.selectInstances(me, ids, filters, nil)
+	chosen, tagsOf, versionOf, err := a.selectVersions(me, ids, filters, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -661,9 +671,108 @@ func (a *API) describeInstances(rq *request) (any, error) {
 	if err := rq.ready(); err != nil {
 		return nil, err
 	}
-	out := describeInstancesResult{Reservations: a.reservations(page, tagsOf), NextToken: next}
-	for i := range out.Reservations {
-		out.Reservations[i].Groups = out.Reservations[i].Instances[0].Groups
+	return a.renderReservations(page, tagsOf, versionOf, next)
+}
+
+// describeInstancesRaw is DescribeInstancesResponse with each
+// reservation's instances already encoded.
+type describeInstancesRaw struct {
+	Reservations []reservationRaw `xml:"reservationSet>item"`
+	NextToken    string           `xml:"nextToken,omitempty"`
+}
+
+type reservationRaw struct {
+	ReservationID string       `xml:"reservationId"`
+	OwnerID       string       `xml:"ownerId"`
+	Groups        []groupItem2 `xml:"groupSet>item"`
+	Instances     rawXML       `xml:"instancesSet"`
+}
+
+type rawXML struct {
+	Inner []byte `xml:",innerxml"`
+}
+
+// renderCache keeps each instance's encoded <item>, keyed by its record's
+// version and its tags: encoding/xml is most of the cost of listing
+// thousands of instances, and most of them do not change between calls.
+type renderCache struct {
+	mu sync.Mutex
+	m  map[string]renderedItem
+}
+
+type renderedItem struct {
+	version uint64
+	tags    string
+	xml     []byte
+}
+
+func tagsKey(ts []tags.Tag) string {
+	var b strings.Builder
+	for _, t := range ts {
+		b.WriteString(t.Key)
+		b.WriteByte(0)
+		b.WriteString(t.Value)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// itemXML returns an instance's encoded <item>.
+func (a *API) itemXML(in instances.Instance, ts []tags.Tag, version uint64) ([]byte, error) {
+	key := tagsKey(ts)
+	c := &a.rendered
+	if version != 0 {
+		c.mu.Lock()
+		r, ok := c.m[in.ID]
+		c.mu.Unlock()
+		if ok && r.version == version && r.tags == key {
+			return r.xml, nil
+		}
+	}
+	data, err := xml.Marshal(struct {
+		XMLName xml.Name `xml:"item"`
+		instanceItem
+	}{instanceItem: a.instanceXML(in, ts)})
+	if err != nil || version == 0 {
+		return data, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 200000 {
+		c.m = map[string]renderedItem{}
+	}
+	c.m[in.ID] = renderedItem{version, key, data}
+	c.mu.Unlock()
+	return data, nil
+}
+
+// renderReservations groups instances, in order, by reservation, with
+// their items encoded through the cache.
+func (a *API) renderReservations(ins []instances.Instance, tagsOf map[string][]tags.Tag, versionOf map[string]uint64, next string) (any, error) {
+	out := describeInstancesRaw{Reservations: []reservationRaw{}, NextToken: next}
+	index := map[string]int{}
+	items := make([][]byte, len(ins))
+	size := map[string]int{}
+	for k, in := range ins {
+		item, err := a.itemXML(in, tagsOf[in.ID], versionOf[in.ID])
+		if err != nil {
+			return nil, err
+		}
+		items[k] = item
+		size[in.Reservation] += len(item)
+	}
+	for k, in := range ins {
+		i, ok := index[in.Reservation]
+		if !ok {
+			i = len(out.Reservations)
+			index[in.Reservation] = i
+			r := reservationRaw{ReservationID: in.Reservation, OwnerID: in.Owner, Groups: []groupItem2{}}
+			for _, g := range in.Groups {
+				r.Groups = append(r.Groups, groupItem2{g.ID, g.Name})
+			}
+			r.Instances.Inner = make([]byte, 0, size[in.Reservation])
+			out.Reservations = append(out.Reservations, r)
+		}
+		out.Reservations[i].Instances.Inner = append(out.Reservations[i].Instances.Inner, items[k]...)
 	}
 	return out, nil
 }

@@ -1,9 +1,11 @@
 package instances
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
@@ -103,23 +105,86 @@ func Delete(tx *store.Tx, id string) error { return tx.Delete(state.Instances, [
 // All returns every instance (of one account when account is not
 // empty), by launch time, reservation and launch index.
 func All(tx *store.Tx, account string) ([]Instance, error) {
+	return (*Cache)(nil).All(tx, account)
+}
+
+// Cache keeps decoded records for All: a record whose stored bytes have
+// not changed is not decoded again. Listing 10,000 instances is then a
+// scan and a comparison of bytes. The zero Cache is ready; a nil one
+// decodes every time.
+type Cache struct {
+	mu  sync.Mutex
+	m   map[string]cached
+	seq uint64
+}
+
+type cached struct {
+	raw     []byte
+	in      Instance
+	version uint64
+}
+
+// All is All with the cache.
+func (c *Cache) All(tx *store.Tx, account string) ([]Instance, error) {
+	out, _, err := c.AllVersions(tx, account)
+	return out, err
+}
+
+// AllVersions is All that also returns, for each instance, a number that
+// changes whenever its record does: a key for what callers derive from
+// the record. Without a cache the versions are zero.
+func (c *Cache) AllVersions(tx *store.Tx, account string) ([]Instance, []uint64, error) {
+	type entry struct {
+		in      Instance
+		version uint64
+	}
 	b, err := tx.Bucket(state.Instances)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Instance
-	err = b.ForEach(func(_, v []byte) error {
-		var in Instance
-		if err := store.Decode(v, &in); err != nil {
-			return err
+	if c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.m == nil {
+			c.m = map[string]cached{}
 		}
-		if account == "" || in.Owner == account {
-			out = append(out, in)
+	}
+	seen := 0
+	out := make([]entry, 0, b.Stats().KeyN)
+	err = b.ForEach(func(k, v []byte) error {
+		seen++
+		var e entry
+		hit := false
+		if c != nil {
+			if ce, ok := c.m[string(k)]; ok && bytes.Equal(ce.raw, v) {
+				e, hit = entry{ce.in, ce.version}, true
+			}
+		}
+		if !hit {
+			if err := store.Decode(v, &e.in); err != nil {
+				return err
+			}
+			if c != nil {
+				c.seq++
+				e.version = c.seq
+				c.m[string(k)] = cached{raw: bytes.Clone(v), in: e.in, version: e.version}
+			}
+		}
+		if account == "" || e.in.Owner == account {
+			out = append(out, e)
 		}
 		return nil
 	})
+	if c != nil && len(c.m) > seen {
+		// Forget deleted instances.
+		for k := range c.m {
+			if b.Get([]byte(k)) == nil {
+				delete(c.m, k)
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+		a, b := out[i].in, out[j].in
 		if !a.Launched.Equal(b.Launched) {
 			return a.Launched.Before(b.Launched)
 		}
@@ -128,7 +193,11 @@ func All(tx *store.Tx, account string) ([]Instance, error) {
 		}
 		return a.LaunchIndex < b.LaunchIndex
 	})
-	return out, err
+	ins, versions := make([]Instance, len(out)), make([]uint64, len(out))
+	for i, e := range out {
+		ins[i], versions[i] = e.in, e.version
+	}
+	return ins, versions, err
 }
 
 // userInitiated is EC2's StateTransitionReason for a user's action.
