@@ -13,6 +13,11 @@ mkdir -p "$run" "$var/log"
 WALRUS_ADDR=${WALRUS_ADDR:-127.0.0.1:8776}
 CLOUDCTL_ADDR=${CLOUDCTL_ADDR:-127.0.0.1:8773}
 REGION=${REGION:-us-east-1}
+ZONE=${ZONE:-${REGION}a}
+CLUSTERCTL_ADDR=${CLUSTERCTL_ADDR:-127.0.0.1:8774}
+NODECTL_ADDR=${NODECTL_ADDR:-127.0.0.1:8775}
+NODE_NAME=${NODE_NAME:-node-1}
+BRIDGE=${BRIDGE:-koala0}
 
 alive() { [[ -f $run/$1.pid ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -80,6 +85,91 @@ JSON
   wait_http walrus "http://$WALRUS_ADDR/_health"
 }
 
+# component_key NAME FILE: a cluster's or node's key, made once.
+component_key() {
+  [[ -s $2 ]] || bin/cloudctl admin component-key "$1" -o "$2" -config "$var/cloudctl/config.json"
+}
+
+start_clusterctl() {
+  local dir=$var/clusterctl cfg=$var/clusterctl/config.json
+  mkdir -p "$dir"
+  component_key "cluster-$ZONE" "$dir/key.json"
+  if [[ ! -f $cfg ]]; then
+    cat >"$cfg" <<JSON
+{
+  "zone": "$ZONE",
+  "listen": "$CLUSTERCTL_ADDR",
+  "data_dir": "$dir",
+  "cloudctl_url": "http://$CLOUDCTL_ADDR",
+  "component_credentials": "$dir/key.json",
+  "policy": "ROUNDROBIN",
+  "subnet": "10.200.0.0/24"
+}
+JSON
+  fi
+  start clusterctl serve -config "$cfg"
+  wait_http clusterctl "http://$CLUSTERCTL_ADDR/_health"
+  bin/cloudctl admin cluster register "$ZONE" "http://$CLUSTERCTL_ADDR" -config "$var/cloudctl/config.json"
+}
+
+start_nodectl() {
+  # The qemu user (libvirt-qemu) must reach the instance disks: the node's
+  # directory and every parent must be traversable.
+  local dir=$var/nodectl cfg=$var/nodectl/config.json
+  mkdir -p "$dir"
+  chmod 0755 "$var" "$dir"
+  if ! su -s /bin/sh -c "test -x '$dir'" libvirt-qemu 2>/dev/null; then
+    dir=/var/lib/koala/nodectl
+    echo "nodectl: $var is not reachable by the qemu user; instance disks go to $dir"
+    mkdir -p "$dir"
+    chmod 0755 /var/lib/koala "$dir"
+  fi
+  component_key "$NODE_NAME" "$var/nodectl/key.json"
+  if [[ ! -f $cfg ]]; then
+    cat >"$cfg" <<JSON
+{
+  "name": "$NODE_NAME",
+  "listen": "$NODECTL_ADDR",
+  "data_dir": "$dir",
+  "cluster_url": "http://$CLUSTERCTL_ADDR",
+  "cloudctl_url": "http://$CLOUDCTL_ADDR",
+  "walrus_url": "http://$WALRUS_ADDR",
+  "component_credentials": "$var/nodectl/key.json",
+  "driver": "libvirt",
+  "probe_kernel": "$var/images/demo/vmlinuz",
+  "bridge": "$BRIDGE"
+}
+JSON
+  fi
+  scripts/libvirt-up.sh
+  start nodectl serve -config "$cfg"
+  wait_http nodectl "http://$NODECTL_ADDR/_health"
+  bin/clusterctl node register "$NODE_NAME" "http://$NODECTL_ADDR" -config "$var/clusterctl/config.json" >/dev/null
+}
+
+# install_demo bundles, uploads and registers the demo kernel, ramdisk and
+# machine image as the admin account, once; their IDs go to
+# var/run/demo-images.
+install_demo() {
+  scripts/mkimage.sh "$var/images/demo"
+  [[ -s $run/demo-images ]] && return 0
+  local creds=$run/admin-creds
+  [[ -d $creds ]] || bin/cloudctl admin credentials admin -dir "$creds" -config "$var/cloudctl/config.json" >/dev/null
+  local kernel ramdisk machine
+  (
+    set -a
+    # shellcheck disable=SC1091
+    . "$creds/eucarc"
+    set +a
+    kernel=$(bin/cloudctl install-image -i "$var/images/demo/vmlinuz" -b koala-demo/kernel -n "koala demo kernel" -kernel true)
+    ramdisk=$(bin/cloudctl install-image -i "$var/images/demo/initrd.img" -b koala-demo/ramdisk -n "koala demo ramdisk" -ramdisk true)
+    machine=$(bin/cloudctl install-image -i "$var/images/demo/root.img" -b koala-demo/machine -n "koala demo" \
+      -description "busybox guest that prints its instance ID" -kernel "$kernel" -ramdisk "$ramdisk")
+    printf 'DEMO_KERNEL_ID=%s\nDEMO_RAMDISK_ID=%s\nDEMO_IMAGE_ID=%s\n' "$kernel" "$ramdisk" "$machine" >"$run/demo-images.tmp"
+  )
+  mv "$run/demo-images.tmp" "$run/demo-images"
+}
+
 write_env() {
   local key secret
   key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_key_id"])' "$run/admin.json")
@@ -92,6 +182,7 @@ export S3_URL=http://$WALRUS_ADDR
 export AWS_ENDPOINT_URL_S3=http://$WALRUS_ADDR
 export EC2_URL=http://$CLOUDCTL_ADDR
 export AWS_ENDPOINT_URL_EC2=http://$CLOUDCTL_ADDR
+export DEMO_IMAGE_ID=$(sed -n 's/^DEMO_IMAGE_ID=//p' "$run/demo-images")
 ENV
   chmod 600 "$run/env"
 }
@@ -100,12 +191,17 @@ case ${1:-} in
 start)
   start_cloudctl
   start_walrus
+  start_clusterctl
+  start_nodectl
+  install_demo
   write_env
   echo "The stack is up. For your shell:"
   echo
   cat "$run/env"
   echo
   echo "Try:  . var/run/env && aws --endpoint-url \$EC2_URL ec2 describe-regions && aws --endpoint-url \$S3_URL s3 ls"
+  echo "Boot the demo image:"
+  echo "  . var/run/env && aws --endpoint-url \$EC2_URL ec2 run-instances --image-id \$DEMO_IMAGE_ID --instance-type m1.small"
   echo "More accounts: bin/cloudctl admin account create NAME; their credential files: bin/cloudctl admin credentials NAME"
   ;;
 stop)
