@@ -185,8 +185,10 @@ type stackSpec struct {
 	pending  time.Duration
 	zonePoly string
 	maxInsts int
-	// heartbeat and launchTimeout tune the clusters (default 1s and 1m).
-	heartbeat, launchTimeout string
+	// heartbeat and launchTimeout tune the clusters (default 1s and 1m);
+	// poll is how often cloudctl and the clusters reconcile and nodes
+	// report (default 1s, for quick tests).
+	heartbeat, launchTimeout, poll string
 }
 
 // startInstStack starts cloudctl and walrus, then per policy a cluster
@@ -216,7 +218,7 @@ func startInstStack(t *testing.T, spec stackSpec) *instStack {
 	c.startOnFreePort(func(attempt int) error {
 		err := writeJSON(c.config, instCloudctlConfig{
 			Listen: c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"}, S3URL: s3URL, WalrusURL: s3URL,
-			ZonePolicy: spec.zonePoly, PendingTimeout: pending.String(), ReconcilePoll: "1s", MaxInstances: spec.maxInsts,
+			ZonePolicy: spec.zonePoly, PendingTimeout: pending.String(), ReconcilePoll: or(spec.poll, "1s"), MaxInstances: spec.maxInsts,
 		})
 		if err != nil || attempt > 0 {
 			return err
@@ -251,7 +253,7 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 		return writeJSON(cl.config, clusterctlConfig{
 			Zone: zone, Listen: cl.addr, DataDir: filepath.Join(dir, "data"), CloudctlURL: st.c.endpoint,
 			ComponentCredentials: cl.keys, Policy: policy, Subnet: fmt.Sprintf("10.%d.0.0/24", 100+i),
-			Heartbeat: or(spec.heartbeat, "1s"), Poll: "1s", LaunchTimeout: or(spec.launchTimeout, "1m"),
+			Heartbeat: or(spec.heartbeat, or(spec.poll, "1s")), Poll: or(spec.poll, "1s"), LaunchTimeout: or(spec.launchTimeout, "1m"),
 		})
 	})
 	st.c.adminRun(t, []string{"cluster", "register", zone, cl.endpoint})
@@ -280,7 +282,7 @@ func (st *instStack) startNode(t *testing.T, spec stackSpec, cl *cluster, name, 
 		return writeJSON(n.config, nodectlConfig{
 			Name: name, Listen: n.addr, DataDir: n.dataDir, ClusterURL: cl.endpoint, CloudctlURL: st.c.endpoint,
 			WalrusURL: st.w.endpoint, ComponentCredentials: keys, Driver: spec.driver, ProbeKernel: demo,
-			Bridge: bridge, Capacity: spec.capacity, Heartbeat: "1s", StopGrace: "5s",
+			Bridge: bridge, Capacity: spec.capacity, Heartbeat: or(spec.poll, "1s"), StopGrace: "5s",
 		})
 	})
 	run(t, clientEnv(t.TempDir()), daemonBinary(t, "clusterctl"), "node", "register", name, n.endpoint, "-config", cl.config)
