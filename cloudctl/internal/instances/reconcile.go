@@ -145,6 +145,15 @@ func (c *Controller) reconcile(ctx context.Context) {
 			byZone[in.Zone] = append(byZone[in.Zone], in)
 		}
 	}
+	// Every registered zone, also those where this cloud has nothing
+	// live: a cluster may run what cloudctl has ended meanwhile.
+	if zones, err := c.Zones(); err == nil {
+		for _, z := range zones {
+			if _, ok := byZone[z]; !ok {
+				byZone[z] = nil
+			}
+		}
+	}
 	for zone, ins := range byZone {
 		c.reconcileZone(ctx, zone, ins, now)
 	}
@@ -219,6 +228,7 @@ func (c *Controller) reconcileZone(ctx context.Context, zone string, ins []Insta
 	for _, st := range list {
 		reported[st.ID] = st
 	}
+	c.endStray(cctx, zone, list)
 	var fresh []Instance
 	if err := c.db.View(func(tx *store.Tx) error {
 		for _, in := range ins {
@@ -308,4 +318,30 @@ func (c *Controller) placed2(ids []string, took []api.InstanceSpec) ([]Instance,
 		}
 	}
 	return c.placed(ids, took, false)
+}
+
+// endStray terminates what a cluster runs that cloudctl has ended, or
+// has no record of: an instance terminated while its cluster was taking
+// it, or whose launch answer was lost before the user terminated it.
+func (c *Controller) endStray(ctx context.Context, zone string, list []api.InstanceStatus) {
+	var stray []Instance
+	_ = c.db.View(func(tx *store.Tx) error {
+		for _, st := range list {
+			if st.State == api.Terminated || st.State == api.ShuttingDown {
+				continue
+			}
+			in, err := Get(tx, st.ID)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				stray = append(stray, Instance{ID: st.ID, Zone: zone})
+			case err == nil && in.Final():
+				stray = append(stray, in)
+			}
+		}
+		return nil
+	})
+	for _, in := range stray {
+		c.log.Info("terminating an instance the cloud has ended or does not know", "instance_id", in.ID, "zone", zone)
+		_, _ = c.act(ctx, Instance{ID: in.ID, Zone: zone}, api.VerbTerminate, api.ActionRequest{})
+	}
 }
