@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -90,26 +89,8 @@ func loadConfig(given string) (server.Config, error) {
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
-	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	cfgPath := fl.String("config", "", "configuration file (JSON)")
-	if err := fl.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, "cloudctl:", err)
-		return 1
-	}
-	log, err := daemon.Logger(stderr, cfg.LogLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "cloudctl:", err)
-		return 1
-	}
-	srv, err := server.New(cfg, log)
-	if err != nil {
-		log.Error("start", "err", err)
-		return 1
-	}
-	return daemon.Run(ctx, "cloudctl", srv, log)
+	return daemon.ServeCommand[server.Config, *server.Server]{
+		Name: "cloudctl", Load: loadConfig, New: server.New,
+		Level: func(c server.Config) string { return c.LogLevel },
+	}.Run(ctx, args, stderr)
 }

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,34 +49,11 @@ func loadConfig(given string) (server.Config, error) {
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
-	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	cfgPath := fl.String("config", "", "configuration file (JSON)")
-	listen := fl.String("listen", "", "listen address, overrides the configuration")
-	if err := fl.Parse(args); err != nil {
-		return 2
-	}
-	if fl.NArg() > 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, "nodectl:", err)
-		return 1
-	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	log, err := daemon.Logger(stderr, cfg.LogLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "nodectl:", err)
-		return 1
-	}
-	srv, err := server.New(cfg, log)
-	if err != nil {
-		log.Error("start", "err", err)
-		return 1
-	}
-	return daemon.Run(ctx, "nodectl", srv, log)
+	return daemon.ServeCommand[server.Config, *server.Server]{
+		Name: "nodectl", Load: loadConfig, New: server.New, Usage: usage,
+		Level: func(c server.Config) string { return c.LogLevel },
+		Overrides: []daemon.Override[server.Config]{
+			daemon.ListenOverride(func(c *server.Config) *string { return &c.Listen }),
+		},
+	}.Run(ctx, args, stderr)
 }

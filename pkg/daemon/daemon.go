@@ -1,5 +1,3 @@
-// Package daemon is what every daemon's `serve` shares: a logger at the
-// configured level, and running a server until a signal or a failure.
 package daemon
 
 import (

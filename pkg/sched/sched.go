@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -129,13 +130,21 @@ func Pick(p Policy, nodes []Node, need Resources, cursor int) (index, next int, 
 }
 
 // Place chooses nodes for up to count instances needing need, one after
-// another, as if each were placed before the next is chosen. It changes
-// the Free and Instances of nodes it picks, so the caller passes a copy
-// it may keep or drop. It returns the chosen indexes (fewer than count
+// another, as Assign does. It returns the chosen indexes (fewer than count
 // when the nodes run out) and the next cursor.
 func Place(p Policy, nodes []Node, need Resources, count, cursor int) (picks []int, next int) {
+	return Assign(p, nodes, slices.Repeat([]Resources{need}, max(count, 0)), cursor)
+}
+
+// Assign chooses a node for each need in turn, as if each instance were
+// placed before the next is chosen, and stops at the first that fits
+// nowhere: a request's instances are taken as a prefix, so that launch
+// indexes stay contiguous. It changes the Free and Instances of nodes it
+// picks, so the caller passes a copy it may keep or drop. It returns the
+// chosen indexes and the next cursor.
+func Assign(p Policy, nodes []Node, needs []Resources, cursor int) (picks []int, next int) {
 	next = cursor
-	for range count {
+	for _, need := range needs {
 		i, c, ok := Pick(p, nodes, need, next)
 		if !ok {
 			break

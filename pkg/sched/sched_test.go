@@ -149,3 +149,13 @@ func BenchmarkPlace100kOn10k(b *testing.B) {
 		})
 	}
 }
+
+func TestAssignStopsAtFirstMisfit(t *testing.T) {
+	small := Resources{Cores: 1, MemoryMiB: 256, DiskGiB: 5}
+	big := Resources{Cores: 4, MemoryMiB: 4096, DiskGiB: 20}
+	nodes := []Node{{Name: "a", Free: Resources{Cores: 2, MemoryMiB: 1024, DiskGiB: 20}}}
+	picks, _ := Assign(Greedy, nodes, []Resources{small, big, small}, 0)
+	if len(picks) != 1 || nodes[0].Free.Cores != 1 {
+		t.Fatalf("picks %v, free %+v", picks, nodes[0].Free)
+	}
+}

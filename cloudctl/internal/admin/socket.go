@@ -1,22 +1,17 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/accounts"
 	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/vmtypes"
+	"github.com/koala-cloud/koala/pkg/adminsock"
 	"github.com/koala-cloud/koala/pkg/api"
 )
 
@@ -26,32 +21,10 @@ import (
 // Handler serves s on the admin socket.
 func Handler(s *Service, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	reply := func(w http.ResponseWriter, v any, err error) {
-		if err != nil {
-			status := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, accounts.ErrNoSuchAccount), errors.Is(err, accounts.ErrNoSuchKey):
-				status = http.StatusNotFound
-			case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrBadName),
-				errors.Is(err, accounts.ErrTooManyKeys), errors.Is(err, ErrInitialized),
-				errors.Is(err, accounts.ErrBadCert), errors.Is(err, images.ErrState), errors.Is(err, images.ErrNotFound),
-				errors.Is(err, vmtypes.ErrInvalid), errors.Is(err, clusters.ErrInvalid):
-				status = http.StatusBadRequest
-			case errors.Is(err, vmtypes.ErrNotFound), errors.Is(err, clusters.ErrNotFound):
-				status = http.StatusNotFound
-			default:
-				log.Error("admin", "err", err)
-			}
-			http.Error(w, err.Error(), status)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(v)
-	}
+	reply := adminsock.Replier(httpStatus, log)
 	mux.HandleFunc("POST /admin/accounts", func(w http.ResponseWriter, r *http.Request) {
 		var req struct{ Name, Email string }
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if !adminsock.Decode(w, r, &req) {
 			return
 		}
 		c, err := s.CreateAccount(r.Context(), req.Name, req.Email)
@@ -81,8 +54,7 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("POST /admin/accounts/{name}/certs", func(w http.ResponseWriter, r *http.Request) {
 		var req struct{ PEM string }
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if !adminsock.Decode(w, r, &req) {
 			return
 		}
 		c, err := s.AddSigningCert(r.Context(), r.PathValue("name"), req.PEM)
@@ -90,8 +62,7 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("PUT /admin/image-defaults", func(w http.ResponseWriter, r *http.Request) {
 		var d images.Defaults
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&d); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if !adminsock.Decode(w, r, &d) {
 			return
 		}
 		reply(w, struct{}{}, s.SetImageDefaults(r.Context(), d))
@@ -102,8 +73,7 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("PUT /admin/vmtypes", func(w http.ResponseWriter, r *http.Request) {
 		var t api.VMType
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&t); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if !adminsock.Decode(w, r, &t) {
 			return
 		}
 		reply(w, struct{}{}, s.SetVMType(r.Context(), t))
@@ -117,8 +87,7 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("PUT /admin/clusters/{zone}", func(w http.ResponseWriter, r *http.Request) {
 		var req struct{ URL string }
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		if !adminsock.Decode(w, r, &req) {
 			return
 		}
 		reply(w, struct{}{}, s.RegisterCluster(r.Context(), r.PathValue("zone"), req.URL))
@@ -133,145 +102,133 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 	return mux
 }
 
+// httpStatus maps the service's errors to the socket's HTTP statuses: 0 for
+// an unexpected one.
+func httpStatus(err error) int {
+	switch {
+	case errors.Is(err, accounts.ErrNoSuchAccount), errors.Is(err, accounts.ErrNoSuchKey):
+		return http.StatusNotFound
+	case errors.Is(err, accounts.ErrExists), errors.Is(err, accounts.ErrBadName),
+		errors.Is(err, accounts.ErrTooManyKeys), errors.Is(err, ErrInitialized),
+		errors.Is(err, accounts.ErrBadCert), errors.Is(err, images.ErrState), errors.Is(err, images.ErrNotFound),
+		errors.Is(err, vmtypes.ErrInvalid), errors.Is(err, clusters.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, vmtypes.ErrNotFound), errors.Is(err, clusters.ErrNotFound):
+		return http.StatusNotFound
+	}
+	return 0
+}
+
 // Client calls the admin service of a running daemon over its socket.
 type Client struct {
-	http *http.Client
+	sock *adminsock.Client
 }
 
 // Dial returns a client for the socket at path, or an error when no
 // daemon answers there.
 func Dial(ctx context.Context, path string) (*Client, error) {
-	conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", path)
+	sock, err := adminsock.Dial(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	conn.Close()
-	return &Client{http: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
-		},
-	}}}, nil
-}
-
-func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, body)
-	if err != nil {
-		return err
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin socket: %w", err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s", bytes.TrimSpace(data))
-	}
-	return json.Unmarshal(data, out)
+	sock.MaxResponse = 1 << 20
+	return &Client{sock: sock}, nil
 }
 
 // CreateAccount is Service.CreateAccount over the socket.
 func (c *Client) CreateAccount(ctx context.Context, name, email string) (Credential, error) {
 	var out Credential
-	err := c.call(ctx, "POST", "/admin/accounts", map[string]string{"Name": name, "Email": email}, &out)
+	err := c.sock.Call(ctx, "POST", "/admin/accounts", map[string]string{"Name": name, "Email": email}, &out)
 	return out, err
 }
 
 // Accounts is Service.Accounts over the socket.
 func (c *Client) Accounts(ctx context.Context) ([]accounts.Account, error) {
 	var out []accounts.Account
-	err := c.call(ctx, "GET", "/admin/accounts", nil, &out)
+	err := c.sock.Call(ctx, "GET", "/admin/accounts", nil, &out)
 	return out, err
 }
 
 // DeleteAccount is Service.DeleteAccount over the socket.
 func (c *Client) DeleteAccount(ctx context.Context, name string) error {
-	return c.call(ctx, "DELETE", "/admin/accounts/"+url.PathEscape(name), nil, &struct{}{})
+	return c.sock.Call(ctx, "DELETE", "/admin/accounts/"+url.PathEscape(name), nil, &struct{}{})
 }
 
 // CreateKey is Service.CreateKey over the socket.
 func (c *Client) CreateKey(ctx context.Context, account string) (Credential, error) {
 	var out Credential
-	err := c.call(ctx, "POST", "/admin/accounts/"+url.PathEscape(account)+"/keys", nil, &out)
+	err := c.sock.Call(ctx, "POST", "/admin/accounts/"+url.PathEscape(account)+"/keys", nil, &out)
 	return out, err
 }
 
 // Keys is Service.Keys over the socket.
 func (c *Client) Keys(ctx context.Context, account string) ([]Key, error) {
 	var out []Key
-	err := c.call(ctx, "GET", "/admin/accounts/"+url.PathEscape(account)+"/keys", nil, &out)
+	err := c.sock.Call(ctx, "GET", "/admin/accounts/"+url.PathEscape(account)+"/keys", nil, &out)
 	return out, err
 }
 
 // DeleteKey is Service.DeleteKey over the socket.
 func (c *Client) DeleteKey(ctx context.Context, id string) error {
-	return c.call(ctx, "DELETE", "/admin/keys/"+url.PathEscape(id), nil, &struct{}{})
+	return c.sock.Call(ctx, "DELETE", "/admin/keys/"+url.PathEscape(id), nil, &struct{}{})
 }
 
 // Credentials is Service.Credentials over the socket.
 func (c *Client) Credentials(ctx context.Context, account string) (Bundle, error) {
 	var out Bundle
-	err := c.call(ctx, "GET", "/admin/accounts/"+url.PathEscape(account)+"/credentials", nil, &out)
+	err := c.sock.Call(ctx, "GET", "/admin/accounts/"+url.PathEscape(account)+"/credentials", nil, &out)
 	return out, err
 }
 
 // AddSigningCert is Service.AddSigningCert over the socket.
 func (c *Client) AddSigningCert(ctx context.Context, account, certPEM string) (accounts.Cert, error) {
 	var out accounts.Cert
-	err := c.call(ctx, "POST", "/admin/accounts/"+url.PathEscape(account)+"/certs", map[string]string{"PEM": certPEM}, &out)
+	err := c.sock.Call(ctx, "POST", "/admin/accounts/"+url.PathEscape(account)+"/certs", map[string]string{"PEM": certPEM}, &out)
 	return out, err
 }
 
 // SetImageDefaults is Service.SetImageDefaults over the socket.
 func (c *Client) SetImageDefaults(ctx context.Context, d images.Defaults) error {
-	return c.call(ctx, "PUT", "/admin/image-defaults", d, &struct{}{})
+	return c.sock.Call(ctx, "PUT", "/admin/image-defaults", d, &struct{}{})
 }
 
 // VMTypes is Service.VMTypes over the socket.
 func (c *Client) VMTypes(ctx context.Context) ([]api.VMType, error) {
 	var out []api.VMType
-	err := c.call(ctx, "GET", "/admin/vmtypes", nil, &out)
+	err := c.sock.Call(ctx, "GET", "/admin/vmtypes", nil, &out)
 	return out, err
 }
 
 // SetVMType is Service.SetVMType over the socket.
 func (c *Client) SetVMType(ctx context.Context, t api.VMType) error {
-	return c.call(ctx, "PUT", "/admin/vmtypes", t, &struct{}{})
+	return c.sock.Call(ctx, "PUT", "/admin/vmtypes", t, &struct{}{})
 }
 
 // DeleteVMType is Service.DeleteVMType over the socket.
 func (c *Client) DeleteVMType(ctx context.Context, name string) error {
-	return c.call(ctx, "DELETE", "/admin/vmtypes/"+url.PathEscape(name), nil, &struct{}{})
+	return c.sock.Call(ctx, "DELETE", "/admin/vmtypes/"+url.PathEscape(name), nil, &struct{}{})
 }
 
 // Clusters is Service.Clusters over the socket.
 func (c *Client) Clusters(ctx context.Context) ([]clusters.Cluster, error) {
 	var out []clusters.Cluster
-	err := c.call(ctx, "GET", "/admin/clusters", nil, &out)
+	err := c.sock.Call(ctx, "GET", "/admin/clusters", nil, &out)
 	return out, err
 }
 
 // RegisterCluster is Service.RegisterCluster over the socket.
 func (c *Client) RegisterCluster(ctx context.Context, zone, u string) error {
-	return c.call(ctx, "PUT", "/admin/clusters/"+url.PathEscape(zone), map[string]string{"URL": u}, &struct{}{})
+	return c.sock.Call(ctx, "PUT", "/admin/clusters/"+url.PathEscape(zone), map[string]string{"URL": u}, &struct{}{})
 }
 
 // DeregisterCluster is Service.DeregisterCluster over the socket.
 func (c *Client) DeregisterCluster(ctx context.Context, zone string) error {
-	return c.call(ctx, "DELETE", "/admin/clusters/"+url.PathEscape(zone), nil, &struct{}{})
+	return c.sock.Call(ctx, "DELETE", "/admin/clusters/"+url.PathEscape(zone), nil, &struct{}{})
 }
 
 // ComponentKey is Service.ComponentKey over the socket.
 func (c *Client) ComponentKey(ctx context.Context, name string) (ComponentKey, error) {
 	var out ComponentKey
-	err := c.call(ctx, "POST", "/admin/component-keys/"+url.PathEscape(name), nil, &out)
+	err := c.sock.Call(ctx, "POST", "/admin/component-keys/"+url.PathEscape(name), nil, &out)
 	return out, err
 }

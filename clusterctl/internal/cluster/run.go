@@ -49,7 +49,7 @@ func (c *Cluster) Run(ctx context.Context, req api.RunRequest) (api.RunResponse,
 		for i, s := range fresh {
 			needs[i] = s.Type.Resources
 		}
-		picks, _ := placement.Assign(c.opt.Policy, nodes, needs, cursor)
+		picks, _ := sched.Assign(c.opt.Policy, nodes, needs, cursor)
 		short := &CapacityError{Zone: c.opt.Zone}
 		if len(picks) < len(fresh) {
 			short.Type = fresh[len(picks)].Type.Name

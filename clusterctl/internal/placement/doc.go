@@ -1,4 +1,3 @@
-// Package placement holds the pure parts of a cluster's placement that
-// pkg/sched does not: choosing nodes for a run of instances of possibly
-// different types, and the private address pool (IP and MAC leases).
+// Package placement holds the pure part of a cluster's placement that
+// pkg/sched does not: the private address pool (IP and MAC leases).
 package placement

@@ -1,10 +1,6 @@
 package placement
 
-import (
-	"testing"
-
-	"github.com/koala-cloud/koala/pkg/sched"
-)
+import "testing"
 
 func TestPool(t *testing.T) {
 	tests := []struct {
@@ -61,15 +57,5 @@ func TestMAC(t *testing.T) {
 		if got := MAC(ip); got != want {
 			t.Errorf("MAC(%s) = %q, want %q", ip, got, want)
 		}
-	}
-}
-
-func TestAssignStopsAtFirstMisfit(t *testing.T) {
-	small := sched.Resources{Cores: 1, MemoryMiB: 256, DiskGiB: 5}
-	big := sched.Resources{Cores: 4, MemoryMiB: 4096, DiskGiB: 20}
-	nodes := []sched.Node{{Name: "a", Free: sched.Resources{Cores: 2, MemoryMiB: 1024, DiskGiB: 20}}}
-	picks, _ := Assign(sched.Greedy, nodes, []sched.Resources{small, big, small}, 0)
-	if len(picks) != 1 || nodes[0].Free.Cores != 1 {
-		t.Fatalf("picks %v, free %+v", picks, nodes[0].Free)
 	}
 }

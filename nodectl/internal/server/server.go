@@ -17,6 +17,7 @@ import (
 	"github.com/koala-cloud/koala/nodectl/internal/imagecache"
 	"github.com/koala-cloud/koala/nodectl/internal/node"
 	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/daemon"
 	"github.com/koala-cloud/koala/pkg/sched"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 )
@@ -139,13 +140,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = ln
 	s.inUse.set(mgr)
 	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
-	go func() {
-		err := s.http.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
+	daemon.Serve(s.http, ln, s.done)
 	if s.cluster != nil {
 		pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		s.stop = stop

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	pkgapi "github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/daemon"
 	"github.com/koala-cloud/koala/walrus/internal/accounts"
 	"github.com/koala-cloud/koala/walrus/internal/acl"
 	"github.com/koala-cloud/koala/walrus/internal/imageapi"
@@ -89,13 +90,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ln = ln
 	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
-	go func() {
-		err := s.http.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
+	daemon.Serve(s.http, ln, s.done)
 	s.log.Info("walrus serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "region", s.cfg.Region)
 	close(s.ready)
 	return nil
