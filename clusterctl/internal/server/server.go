@@ -15,7 +15,9 @@ import (
 	"github.com/koala-cloud/koala/clusterctl/internal/cluster"
 	"github.com/koala-cloud/koala/clusterctl/internal/placement"
 	"github.com/koala-cloud/koala/clusterctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/adminsock"
 	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/daemon"
 	"github.com/koala-cloud/koala/pkg/sched"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 	"github.com/koala-cloud/koala/pkg/store"
@@ -143,31 +145,15 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	sockPath := SocketPath(s.cfg.DataDir)
-	_ = os.Remove(sockPath) // a leftover of a daemon that died
-	sock, err := net.Listen("unix", sockPath)
+	sock, err := adminsock.Listen(sockPath)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("admin socket: %w", err)
 	}
-	if err := os.Chmod(sockPath, 0o600); err != nil {
-		ln.Close()
-		sock.Close()
-		return fmt.Errorf("admin socket: %w", err)
-	}
 	s.ln, s.sock = ln, sock
 	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
-	for _, srv := range []struct {
-		h *http.Server
-		l net.Listener
-	}{{s.http, ln}, {s.admin, sock}} {
-		go func() {
-			err := srv.h.Serve(srv.l)
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
-			}
-			s.done <- err
-		}()
-	}
+	daemon.Serve(s.http, ln, s.done)
+	daemon.Serve(s.admin, sock, s.done)
 	s.cluster.Start(context.WithoutCancel(ctx))
 	s.log.Info("clusterctl serving", "addr", ln.Addr().String(), "zone", s.cfg.Zone, "policy", s.cfg.Policy,
 		"admin_socket", sockPath)
