@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -150,6 +151,7 @@ type nodectlConfig struct {
 // clusters of nodes.
 type instStack struct {
 	t        *testing.T
+	id       int // tells the bridges of stacks running at once apart
 	c        *cloudctl
 	w        *walrus
 	clusters []*cluster
@@ -175,6 +177,9 @@ type node struct {
 	config  string
 	dataDir string
 }
+
+// stackSeq numbers the stacks of this test process.
+var stackSeq atomic.Int32
 
 // stackSpec says what to start.
 type stackSpec struct {
@@ -230,7 +235,7 @@ func startInstStack(t *testing.T, spec stackSpec) *instStack {
 		c.admin = decodeAccount(t, "cloudctl admin init", out)
 		return nil
 	})
-	st := &instStack{t: t, c: c, w: startStackWalrus(t, c, walrusPort), home: t.TempDir()}
+	st := &instStack{t: t, c: c, w: startStackWalrus(t, c, walrusPort), home: t.TempDir(), id: int(stackSeq.Add(1)) % 100}
 	for i, policy := range spec.policies {
 		st.clusters = append(st.clusters, st.startCluster(t, spec, i, policy))
 	}
@@ -257,10 +262,12 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 		})
 	})
 	st.c.adminRun(t, []string{"cluster", "register", zone, cl.endpoint})
-	// A bridge per test run and cluster, so that tests (and make run's
-	// koala0) stay apart; Linux allows 15 characters.
-	bridge := fmt.Sprintf("kt%d%c", os.Getpid()%100000, 'a'+i)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	// A bridge per stack and cluster, so that stacks running at once (and
+	// make run's koala0) stay apart; Linux allows 15 characters.
+	bridge := fmt.Sprintf("kt%d-%d%c", os.Getpid()%100000, st.id, 'a'+i)
+	if spec.driver == "libvirt" {
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	}
 	for j := range spec.nodes {
 		cl.nodes = append(cl.nodes, st.startNode(t, spec, cl, fmt.Sprintf("node-%c%d", 'a'+i, j+1), bridge))
 	}
