@@ -55,6 +55,9 @@ type cloudctlConfig struct {
 	Region  string   `json:"region"`
 	Zones   []string `json:"zones"`
 	S3URL   string   `json:"s3_url,omitempty"`
+	// MetadataListen is 127.0.0.1:0: tests that start several cloudctls
+	// at once must not share the default port.
+	MetadataListen string `json:"metadata_listen"`
 }
 
 // cloudctl is one cloudctl process under test.
@@ -93,7 +96,8 @@ func startCloudctl(t *testing.T, opts ...cloudctlOption) *cloudctl {
 	}
 	c.startOnFreePort(func(attempt int) error {
 		err := writeJSON(c.config, cloudctlConfig{
-			Listen: c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"}, S3URL: c.s3URL,
+			MetadataListen: "127.0.0.1:0",
+			Listen:         c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"}, S3URL: c.s3URL,
 		})
 		if err != nil {
 			return err

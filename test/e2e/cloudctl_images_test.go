@@ -43,12 +43,13 @@ import (
 // imagesCloudctlConfig is cloudctl's configuration with walrus's
 // endpoints.
 type imagesCloudctlConfig struct {
-	Listen    string   `json:"listen"`
-	DataDir   string   `json:"data_dir"`
-	Region    string   `json:"region"`
-	Zones     []string `json:"zones"`
-	S3URL     string   `json:"s3_url"`
-	WalrusURL string   `json:"walrus_url"`
+	Listen         string   `json:"listen"`
+	DataDir        string   `json:"data_dir"`
+	Region         string   `json:"region"`
+	Zones          []string `json:"zones"`
+	S3URL          string   `json:"s3_url"`
+	WalrusURL      string   `json:"walrus_url"`
+	MetadataListen string   `json:"metadata_listen"`
 }
 
 // imageStack is cloudctl and walrus running together, the cloud's key
@@ -93,7 +94,8 @@ func startImageStack(t *testing.T) *imageStack {
 	}
 	c.startOnFreePort(func(attempt int) error {
 		err := writeJSON(c.config, imagesCloudctlConfig{
-			Listen: c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"},
+			MetadataListen: "127.0.0.1:0",
+			Listen:         c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"},
 			S3URL: s3URL, WalrusURL: s3URL,
 		})
 		if err != nil || attempt > 0 {

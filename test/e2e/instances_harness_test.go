@@ -109,19 +109,29 @@ type instCloudctlConfig struct {
 	PendingTimeout string   `json:"pending_timeout,omitempty"`
 	ReconcilePoll  string   `json:"reconcile_poll,omitempty"`
 	MaxInstances   int      `json:"max_instances,omitempty"`
+	MetadataListen string   `json:"metadata_listen"`
 }
 
 type clusterctlConfig struct {
-	Zone                 string `json:"zone"`
-	Listen               string `json:"listen"`
-	DataDir              string `json:"data_dir"`
-	CloudctlURL          string `json:"cloudctl_url"`
-	ComponentCredentials string `json:"component_credentials"`
-	Policy               string `json:"policy"`
-	Subnet               string `json:"subnet"`
-	Heartbeat            string `json:"heartbeat"`
-	Poll                 string `json:"poll"`
-	LaunchTimeout        string `json:"launch_timeout"`
+	Zone                 string          `json:"zone"`
+	Listen               string          `json:"listen"`
+	DataDir              string          `json:"data_dir"`
+	CloudctlURL          string          `json:"cloudctl_url"`
+	ComponentCredentials string          `json:"component_credentials"`
+	Policy               string          `json:"policy"`
+	Subnet               string          `json:"subnet"`
+	Heartbeat            string          `json:"heartbeat"`
+	Poll                 string          `json:"poll"`
+	LaunchTimeout        string          `json:"launch_timeout"`
+	Network              *clusterNetwork `json:"network,omitempty"`
+}
+
+// clusterNetwork is a cluster's network mode and bridge.
+type clusterNetwork struct {
+	Mode     string `json:"mode"`
+	Bridge   string `json:"bridge"`
+	Gateway  string `json:"gateway,omitempty"`
+	Metadata string `json:"metadata,omitempty"`
 }
 
 type capacityConfig struct {
@@ -150,20 +160,23 @@ type nodectlConfig struct {
 // instStack is a whole cloud on this host: cloudctl, walrus, and
 // clusters of nodes.
 type instStack struct {
-	t        *testing.T
-	id       int // tells the bridges of stacks running at once apart
-	c        *cloudctl
-	w        *walrus
-	clusters []*cluster
-	images   struct{ kernel, ramdisk, machine string }
-	eucarc   map[string]string
-	home     string
-	user     account
+	t  *testing.T
+	id int // tells the bridges of stacks running at once apart
+	// metadataPort is cloudctl's metadata listener's port.
+	metadataPort string
+	c            *cloudctl
+	w            *walrus
+	clusters     []*cluster
+	images       struct{ kernel, ramdisk, machine string }
+	eucarc       map[string]string
+	home         string
+	user         account
 }
 
 // cluster is one clusterctl with its nodes.
 type cluster struct {
 	*daemon
+	subnet string // its first three octets
 	zone   string
 	config string
 	keys   string
@@ -190,6 +203,13 @@ type stackSpec struct {
 	pending  time.Duration
 	zonePoly string
 	maxInsts int
+	// network is the clusters' network mode ("" = none configured: the
+	// guests get no DHCP answer and no metadata).
+	network string
+	// subnetBase is the second octet of the first cluster's subnet
+	// (10.<base+i>.0.0/24), default 100: stacks running at once with
+	// managed networks need their own.
+	subnetBase int
 	// heartbeat and launchTimeout tune the clusters (default 1s and 1m);
 	// poll is how often cloudctl and the clusters reconcile and nodes
 	// report (default 1s, for quick tests).
@@ -220,9 +240,14 @@ func startInstStack(t *testing.T, spec stackSpec) *instStack {
 	if pending == 0 {
 		pending = 5 * time.Minute
 	}
+	mdPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.startOnFreePort(func(attempt int) error {
 		err := writeJSON(c.config, instCloudctlConfig{
-			Listen: c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"}, S3URL: s3URL, WalrusURL: s3URL,
+			MetadataListen: "0.0.0.0:" + mdPort,
+			Listen:         c.addr, DataDir: c.dataDir, Region: "us-east-1", Zones: []string{"us-east-1a"}, S3URL: s3URL, WalrusURL: s3URL,
 			ZonePolicy: spec.zonePoly, PendingTimeout: pending.String(), ReconcilePoll: or(spec.poll, "1s"), MaxInstances: spec.maxInsts,
 		})
 		if err != nil || attempt > 0 {
@@ -235,7 +260,8 @@ func startInstStack(t *testing.T, spec stackSpec) *instStack {
 		c.admin = decodeAccount(t, "cloudctl admin init", out)
 		return nil
 	})
-	st := &instStack{t: t, c: c, w: startStackWalrus(t, c, walrusPort), home: t.TempDir(), id: int(stackSeq.Add(1)) % 100}
+	st := &instStack{t: t, c: c, w: startStackWalrus(t, c, walrusPort), home: t.TempDir(), id: int(stackSeq.Add(1)) % 100,
+		metadataPort: mdPort}
 	for i, policy := range spec.policies {
 		st.clusters = append(st.clusters, st.startCluster(t, spec, i, policy))
 	}
@@ -254,20 +280,31 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 	cl := &cluster{zone: zone, config: filepath.Join(dir, "clusterctl.json"), keys: filepath.Join(dir, "key.json")}
 	st.c.adminRun(t, []string{"component-key", "cluster-" + zone}, "-o", cl.keys)
 	cl.daemon = newDaemon(t, "clusterctl-"+zone, daemonBinary(t, "clusterctl"), filepath.Join(dir, "clusterctl.log"), "serve", "-config", cl.config)
-	cl.startOnFreePort(func(int) error {
-		return writeJSON(cl.config, clusterctlConfig{
-			Zone: zone, Listen: cl.addr, DataDir: filepath.Join(dir, "data"), CloudctlURL: st.c.endpoint,
-			ComponentCredentials: cl.keys, Policy: policy, Subnet: fmt.Sprintf("10.%d.0.0/24", 100+i),
-			Heartbeat: or(spec.heartbeat, or(spec.poll, "1s")), Poll: or(spec.poll, "1s"), LaunchTimeout: or(spec.launchTimeout, "1m"),
-		})
-	})
-	st.c.adminRun(t, []string{"cluster", "register", zone, cl.endpoint})
 	// A bridge per stack and cluster, so that stacks running at once (and
 	// make run's koala0) stay apart; Linux allows 15 characters.
 	bridge := fmt.Sprintf("kt%d-%d%c", os.Getpid()%100000, st.id, 'a'+i)
-	if spec.driver == "libvirt" {
+	if spec.driver == "libvirt" || spec.network != "" {
 		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	}
+	base := spec.subnetBase
+	if base == 0 {
+		base = 100
+	}
+	cl.subnet = fmt.Sprintf("10.%d.0", base+i)
+	var network *clusterNetwork
+	if spec.network != "" {
+		network = &clusterNetwork{Mode: spec.network, Bridge: bridge, Gateway: cl.subnet + ".1",
+			Metadata: cl.subnet + ".1:" + st.metadataPort}
+	}
+	cl.startOnFreePort(func(int) error {
+		return writeJSON(cl.config, clusterctlConfig{
+			Zone: zone, Listen: cl.addr, DataDir: filepath.Join(dir, "data"), CloudctlURL: st.c.endpoint,
+			ComponentCredentials: cl.keys, Policy: policy, Subnet: cl.subnet + ".0/24",
+			Heartbeat: or(spec.heartbeat, or(spec.poll, "1s")), Poll: or(spec.poll, "1s"), LaunchTimeout: or(spec.launchTimeout, "1m"),
+			Network: network,
+		})
+	})
+	st.c.adminRun(t, []string{"cluster", "register", zone, cl.endpoint})
 	for j := range spec.nodes {
 		cl.nodes = append(cl.nodes, st.startNode(t, spec, cl, fmt.Sprintf("node-%c%d", 'a'+i, j+1), bridge))
 	}

@@ -22,11 +22,12 @@ var (
 
 // Settings are the cloud-wide secrets kept in the database.
 type Settings struct {
-	Name     string    `json:"name"`
-	CertPEM  []byte    `json:"cert_pem"`
-	KeyPEM   []byte    `json:"key_pem"`
-	TokenKey []byte    `json:"token_key"` // signs pagination tokens
-	Created  time.Time `json:"created"`
+	Name        string    `json:"name"`
+	CertPEM     []byte    `json:"cert_pem"`
+	KeyPEM      []byte    `json:"key_pem"`
+	TokenKey    []byte    `json:"token_key"`              // signs pagination tokens
+	MetadataKey []byte    `json:"metadata_key,omitempty"` // signs IMDSv2 tokens; older databases get it from EnsureMetadataKey
+	Created     time.Time `json:"created"`
 }
 
 const settingsKey = "settings"
@@ -39,6 +40,35 @@ func LoadSettings(db *store.DB) (Settings, error) {
 		return s, ErrNotInitialized
 	}
 	return s, err
+}
+
+// EnsureMetadataKey returns the metadata service's token key, generating
+// and storing a random 32-byte one when the settings have none, so that a
+// database initialised before the key existed gets one at start and keeps
+// it across restarts.
+func EnsureMetadataKey(db *store.DB) ([]byte, error) {
+	var key []byte
+	err := db.Commit(func(tx *store.Tx) error {
+		var s Settings
+		if err := tx.Get(state.Cloud, []byte(settingsKey), &s); errors.Is(err, store.ErrNotFound) {
+			return ErrNotInitialized
+		} else if err != nil {
+			return err
+		}
+		if len(s.MetadataKey) == 0 {
+			s.MetadataKey = make([]byte, 32)
+			rand.Read(s.MetadataKey) // never fails (crypto/rand, Go 1.24+)
+			if err := tx.Put(state.Cloud, []byte(settingsKey), s); err != nil {
+				return err
+			}
+		}
+		key = s.MetadataKey
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metadata key: %w", err)
+	}
+	return key, nil
 }
 
 // Credential is an account with one of its access keys, as the admin
@@ -128,11 +158,11 @@ func (s *Service) Init(ctx context.Context, opts InitOptions) (InitResult, error
 		return InitResult{}, err
 	}
 	name := opts.Name
-	tokenKey := make([]byte, 32)
-	if _, err := rand.Read(tokenKey); err != nil {
-		return InitResult{}, err
-	}
-	set := Settings{Name: name, CertPEM: authority.CertPEM(), KeyPEM: authority.KeyPEM(), TokenKey: tokenKey, Created: s.now().UTC()}
+	tokenKey, metadataKey := make([]byte, 32), make([]byte, 32)
+	rand.Read(tokenKey) // never fails (crypto/rand, Go 1.24+)
+	rand.Read(metadataKey)
+	set := Settings{Name: name, CertPEM: authority.CertPEM(), KeyPEM: authority.KeyPEM(), TokenKey: tokenKey,
+		MetadataKey: metadataKey, Created: s.now().UTC()}
 	err = s.db.Commit(func(tx *store.Tx) error {
 		b, _ := tx.Bucket(state.Cloud)
 		if b.Get([]byte(settingsKey)) != nil {

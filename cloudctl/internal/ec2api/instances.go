@@ -173,16 +173,7 @@ type reservationXML struct {
 }
 
 // privateDNS is the instance's private host name, as EC2 forms it.
-func (a *API) privateDNS(ip string) string {
-	if ip == "" {
-		return ""
-	}
-	host := "ip-" + strings.ReplaceAll(ip, ".", "-")
-	if region := a.cfg.Regions[0].Name; region != "us-east-1" {
-		return host + "." + region + ".compute.internal"
-	}
-	return host + ".ec2.internal"
-}
+func (a *API) privateDNS(ip string) string { return instances.PrivateDNS(ip, a.cfg.Regions[0].Name) }
 
 func (a *API) instanceXML(in instances.Instance, ts []tags.Tag) instanceItem {
 	item := instanceItem{

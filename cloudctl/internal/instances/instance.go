@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,21 @@ func (in Instance) Spec() api.InstanceSpec {
 		Type: in.Type, Image: in.Image, Kernel: in.Kernel, Ramdisk: in.Ramdisk, UserData: in.UserData,
 		KeyName: in.KeyName, PublicKey: in.PublicKey, Groups: groups, Node: in.Node, MAC: in.MAC, PrivateIP: in.PrivateIP,
 	}
+}
+
+// PrivateDNS is the private host name EC2 forms from a private IP in a
+// region ("ip-10-0-0-5.ec2.internal" in us-east-1,
+// "ip-10-0-0-5.eu-west-1.compute.internal" elsewhere); empty without an IP.
+// DescribeInstances and the metadata service both report it.
+func PrivateDNS(ip, region string) string {
+	if ip == "" {
+		return ""
+	}
+	host := "ip-" + strings.ReplaceAll(ip, ".", "-")
+	if region != "us-east-1" {
+		return host + "." + region + ".compute.internal"
+	}
+	return host + ".ec2.internal"
 }
 
 // Final reports whether the instance is gone for good.

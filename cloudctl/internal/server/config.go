@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/koala-cloud/koala/pkg/config"
@@ -14,6 +15,11 @@ import (
 type Config struct {
 	// Listen is the address of the EC2 API and the internal API.
 	Listen string `json:"listen"`
+	// MetadataListen is the address of the instance metadata service,
+	// which guests reach as 169.254.169.254:80 through the cluster's DNAT
+	// (keeping their source address, by which it knows them); empty
+	// turns it off.
+	MetadataListen string `json:"metadata_listen"`
 	// DataDir holds the database and the admin socket.
 	DataDir string `json:"data_dir"`
 	// Name is the cloud's name, in its certificate.
@@ -59,7 +65,7 @@ type Config struct {
 // Defaults returns the configuration cloudctl runs with when nothing is set.
 func Defaults() Config {
 	return Config{
-		Listen: "127.0.0.1:8773", DataDir: "var/cloudctl", Name: "koala", Region: "us-east-1",
+		Listen: "127.0.0.1:8773", MetadataListen: "0.0.0.0:8780", DataDir: "var/cloudctl", Name: "koala", Region: "us-east-1",
 		S3URL:        "http://127.0.0.1:8776",
 		MaxInstances: 20, MaxElasticIPs: 5, MaxSkew: config.Duration{Duration: 15 * time.Minute}, LogLevel: "info",
 		RateLimit: 100, RateBurst: 1000,
@@ -80,6 +86,13 @@ func (c Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if c.MetadataListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetadataListen); err != nil {
+			errs = append(errs, fmt.Errorf("metadata_listen %q: %w", c.MetadataListen, err))
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			errs = append(errs, fmt.Errorf("metadata_listen %q: port is not a number in 0-65535", c.MetadataListen))
+		}
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is empty"))

@@ -17,6 +17,7 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/ca"
 	"github.com/koala-cloud/koala/cloudctl/internal/ec2api"
 	"github.com/koala-cloud/koala/cloudctl/internal/instances"
+	"github.com/koala-cloud/koala/cloudctl/internal/metadata"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/adminsock"
 	"github.com/koala-cloud/koala/pkg/api"
@@ -50,13 +51,17 @@ type Server struct {
 	db    *store.DB
 	http  *http.Server
 	admin *http.Server
-	ln    net.Listener
-	sock  net.Listener
-	ready chan struct{}
-	done  chan error
-	ec2   *ec2api.API
-	fleet *instances.Controller
-	stop  context.CancelFunc // ends background work
+	// meta serves the instance metadata service, on its own listener
+	// and without SigV4: guests are known by their source address.
+	meta   *http.Server
+	ln     net.Listener
+	sock   net.Listener
+	metaLn net.Listener // nil when metadata_listen is empty
+	ready  chan struct{}
+	done   chan error
+	ec2    *ec2api.API
+	fleet  *instances.Controller
+	stop   context.CancelFunc // ends background work
 }
 
 // New opens cloudctl's state, which `cloudctl admin init` must have
@@ -70,6 +75,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	settings, err := admin.LoadSettings(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	metadataKey, err := admin.EnsureMetadataKey(db)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -118,16 +128,19 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			ec2.ServeHTTP(w, r)
 		}
 	})
+	imds := metadata.New(metadata.Config{TokenKey: metadataKey},
+		&metadataLookup{db: db, region: cfg.Region}, log.With("component", "metadata"))
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return &Server{
-		cfg: cfg, log: log, db: db, ec2: ec2, fleet: fleet, ready: make(chan struct{}), done: make(chan error, 2),
+		cfg: cfg, log: log, db: db, ec2: ec2, fleet: fleet, ready: make(chan struct{}), done: make(chan error, 3),
 		http:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
 		admin: &http.Server{Handler: admin.Handler(admin.NewService(db), log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog},
+		meta:  &http.Server{Handler: imds, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
 	}, nil
 }
 
-// Start listens on the API address and the admin socket and serves in
-// the background.
+// Start listens on the API address, the admin socket and the metadata
+// address (when set) and serves in the background.
 func (s *Server) Start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -139,15 +152,28 @@ func (s *Server) Start(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("admin socket: %w", err)
 	}
-	s.ln, s.sock = ln, sock
+	var metaLn net.Listener
+	if s.cfg.MetadataListen != "" {
+		if metaLn, err = net.Listen("tcp", s.cfg.MetadataListen); err != nil {
+			ln.Close()
+			sock.Close()
+			return fmt.Errorf("metadata listen: %w", err)
+		}
+	}
+	s.ln, s.sock, s.metaLn = ln, sock, metaLn
 	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
+	s.meta.BaseContext = s.http.BaseContext
 	daemon.Serve(s.http, ln, s.done)
 	daemon.Serve(s.admin, sock, s.done)
+	if metaLn != nil {
+		daemon.Serve(s.meta, metaLn, s.done)
+	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	go s.ec2.RunCache(bg, 30*time.Second)
 	go s.fleet.Run(bg)
-	s.log.Info("cloudctl serving", "addr", ln.Addr().String(), "admin_socket", sockPath, "region", s.cfg.Region)
+	s.log.Info("cloudctl serving", "addr", ln.Addr().String(), "admin_socket", sockPath,
+		"metadata_addr", s.MetadataAddr(), "region", s.cfg.Region)
 	close(s.ready)
 	return nil
 }
@@ -157,6 +183,15 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Addr is the address the API listens on, once started.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// MetadataAddr is the address the metadata service listens on, once
+// started; empty when metadata_listen turns it off.
+func (s *Server) MetadataAddr() string {
+	if s.metaLn == nil {
+		return ""
+	}
+	return s.metaLn.Addr().String()
+}
 
 // Done delivers the first end of a serving loop: nil after Close.
 func (s *Server) Done() <-chan error { return s.done }
@@ -168,7 +203,7 @@ func (s *Server) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := errors.Join(s.http.Shutdown(ctx), s.admin.Shutdown(ctx))
+	err := errors.Join(s.http.Shutdown(ctx), s.admin.Shutdown(ctx), s.meta.Shutdown(ctx))
 	_ = os.Remove(SocketPath(s.cfg.DataDir))
 	return errors.Join(err, s.db.Close())
 }
