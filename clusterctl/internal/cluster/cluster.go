@@ -51,7 +51,11 @@ type Options struct {
 	Events EventSink
 	// Debounce is how long changes are gathered before a push (50ms when 0).
 	Debounce time.Duration
-	Log      *slog.Logger
+	// LeasesChanged, when set, is called after each committed change that
+	// took or released a lease (Leases has the new set). It runs on the
+	// change's path, so it must not block.
+	LeasesChanged func()
+	Log           *slog.Logger
 }
 
 // Cluster is a cluster controller's state and background work.
@@ -334,6 +338,9 @@ func (t *tx) commit() error {
 		}
 	}
 	c.mu.Unlock()
+	if len(t.leases) > 0 && c.opt.LeasesChanged != nil {
+		c.opt.LeasesChanged()
+	}
 	if len(t.events) > 0 {
 		c.bgMu.Lock()
 		ev := c.events

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"time"
 
+	"github.com/koala-cloud/koala/clusterctl/internal/network"
 	"github.com/koala-cloud/koala/clusterctl/internal/placement"
 	"github.com/koala-cloud/koala/pkg/config"
 	"github.com/koala-cloud/koala/pkg/sched"
@@ -44,8 +46,29 @@ type Config struct {
 	LaunchTimeout Duration `json:"launch_timeout"`
 	// KeepTerminated is how long terminated instances stay listed.
 	KeepTerminated Duration `json:"keep_terminated"`
+	// Network is the cluster's network mode and what it serves.
+	Network NetworkConfig `json:"network"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
+}
+
+// NetworkConfig is the cluster network of the host clusterctl runs on.
+type NetworkConfig struct {
+	// Mode is SYSTEM (the host's bridge and DHCP: nothing is changed but
+	// the metadata redirect), STATIC, MANAGED-NOVLAN or MANAGED (the
+	// bridge, its gateway address and DHCP are clusterctl's).
+	Mode string `json:"mode"`
+	// Bridge is the cluster bridge.
+	Bridge string `json:"bridge"`
+	// Gateway is the bridge's address and the guests' router; empty means
+	// the subnet's first host address, the one the lease pool skips.
+	Gateway string `json:"gateway,omitempty"`
+	// DNS are the name servers DHCP hands out; none when empty.
+	DNS []string `json:"dns,omitempty"`
+	// Metadata is the host:port of cloudctl's metadata listener, where
+	// guests' requests to 169.254.169.254:80 are sent; empty sends them
+	// nowhere.
+	Metadata string `json:"metadata,omitempty"`
 }
 
 // Duration is a time.Duration written as "15m" in JSON.
@@ -63,6 +86,7 @@ func Defaults() Config {
 		Poll:           Duration{Duration: 5 * time.Second},
 		LaunchTimeout:  Duration{Duration: 2 * time.Minute},
 		KeepTerminated: Duration{Duration: time.Hour},
+		Network:        NetworkConfig{Mode: string(network.System), Bridge: "koala0"},
 		LogLevel:       "info",
 	}
 }
@@ -97,6 +121,8 @@ func (c Config) Validate() error {
 	}
 	if _, err := placement.NewPool(c.Subnet); err != nil {
 		errs = append(errs, err)
+	} else if _, err := c.network(); err != nil {
+		errs = append(errs, fmt.Errorf("network: %w", err))
 	}
 	for _, d := range []struct {
 		name string
@@ -107,4 +133,54 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// network is the network package's configuration for c, checked.
+func (c Config) network() (network.Config, error) {
+	n := c.Network
+	mode, err := network.ParseMode(n.Mode)
+	if err != nil {
+		return network.Config{}, err
+	}
+	pool, err := placement.NewPool(c.Subnet)
+	if err != nil {
+		return network.Config{}, err
+	}
+	subnet := netip.MustParsePrefix(c.Subnet).Masked() // NewPool parsed it
+	out := network.Config{Mode: mode, Bridge: n.Bridge, Subnet: subnet, Gateway: subnet.Addr().Next()}
+	if n.Gateway != "" {
+		gw, err := netip.ParseAddr(n.Gateway)
+		switch {
+		case err != nil || !gw.Is4():
+			return network.Config{}, fmt.Errorf("gateway %q: want an IPv4 address", n.Gateway)
+		case !subnet.Contains(gw) || gw == subnet.Addr() || pool.Contains(gw.String()) || gw.Next() == netip.Addr{} ||
+			!subnet.Contains(gw.Next()):
+			return network.Config{}, fmt.Errorf("gateway %s: want a host address of %s outside the lease pool (%s)",
+				gw, subnet, subnet.Addr().Next())
+		}
+		out.Gateway = gw
+	}
+	for _, d := range n.DNS {
+		a, err := netip.ParseAddr(d)
+		if err != nil || !a.Is4() {
+			return network.Config{}, fmt.Errorf("dns %q: want an IPv4 address", d)
+		}
+		out.DNS = append(out.DNS, a)
+	}
+	if n.Metadata != "" {
+		ap, err := netip.ParseAddrPort(n.Metadata)
+		if err != nil {
+			return network.Config{}, fmt.Errorf("metadata %q: want IPv4 host:port: %w", n.Metadata, err)
+		}
+		out.Metadata = ap
+	}
+	if mode != network.System {
+		// dnsmasq runs as root: data_dir is private (0700), and so may be
+		// its parents, which a dropped-privilege dnsmasq could not reach.
+		if out.DHCPDir, err = network.DefaultDHCPDir(c.DataDir); err != nil {
+			return network.Config{}, err
+		}
+		out.DHCPUser = "root"
+	}
+	return out, out.Validate()
 }

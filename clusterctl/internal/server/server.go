@@ -13,6 +13,7 @@ import (
 
 	"github.com/koala-cloud/koala/clusterctl/internal/admin"
 	"github.com/koala-cloud/koala/clusterctl/internal/cluster"
+	"github.com/koala-cloud/koala/clusterctl/internal/network"
 	"github.com/koala-cloud/koala/clusterctl/internal/placement"
 	"github.com/koala-cloud/koala/clusterctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/adminsock"
@@ -46,6 +47,7 @@ type Server struct {
 	log     *slog.Logger
 	db      *store.DB
 	cluster *cluster.Cluster
+	net     *netSync
 	http    *http.Server
 	admin   *http.Server
 	ln      net.Listener
@@ -69,7 +71,18 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := openCluster(cfg, db, cred, cloud, log)
+	netCfg, err := cfg.network()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("config: network: %w", err)
+	}
+	nw, err := network.New(netCfg, network.Deps{}, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ns := newNetSync(nw, cfg.Poll.Duration, log)
+	c, err := openCluster(cfg, db, cred, cloud, ns.changed, log)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -77,7 +90,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	verify := &sigv4.Verifier{Keys: &api.ComponentKeys{Lookup: cloud, TTL: 5 * time.Second}}
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return &Server{
-		cfg: cfg, log: log, db: db, cluster: c, ready: make(chan struct{}), done: make(chan error, 2),
+		cfg: cfg, log: log, db: db, cluster: c, net: ns, ready: make(chan struct{}), done: make(chan error, 2),
 		http: &http.Server{Handler: handler(c, verify, log), ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
 		admin: &http.Server{Handler: admin.Handler(c, log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog},
@@ -85,8 +98,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 }
 
 // openCluster loads the cluster over db; events go to cloud when it is
-// not nil.
-func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Client, log *slog.Logger) (*cluster.Cluster, error) {
+// not nil, and leasesChanged, when not nil, hears of lease changes.
+func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Client, leasesChanged func(),
+	log *slog.Logger) (*cluster.Cluster, error) {
 	policy, err := sched.ParsePolicy(cfg.Policy)
 	if err != nil {
 		return nil, err
@@ -104,7 +118,8 @@ func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Clie
 			cl.Region = cfg.Region
 			return cl
 		},
-		Log: log,
+		LeasesChanged: leasesChanged,
+		Log:           log,
 	}
 	if cloud != nil {
 		opt.Events = cloud
@@ -129,7 +144,7 @@ func OpenOffline(cfg Config, log *slog.Logger) (c *cluster.Cluster, close func()
 	if err != nil {
 		return nil, nil, err
 	}
-	if c, err = openCluster(cfg, db, cred, nil, log); err != nil {
+	if c, err = openCluster(cfg, db, cred, nil, nil, log); err != nil {
 		db.Close()
 		return nil, nil, err
 	}
@@ -155,6 +170,7 @@ func (s *Server) Start(ctx context.Context) error {
 	daemon.Serve(s.http, ln, s.done)
 	daemon.Serve(s.admin, sock, s.done)
 	s.cluster.Start(context.WithoutCancel(ctx))
+	s.net.start(context.WithoutCancel(ctx), s.cluster.Leases)
 	s.log.Info("clusterctl serving", "addr", ln.Addr().String(), "zone", s.cfg.Zone, "policy", s.cfg.Policy,
 		"admin_socket", sockPath)
 	close(s.ready)
@@ -176,6 +192,7 @@ func (s *Server) Close() error {
 	defer cancel()
 	err := errors.Join(s.http.Shutdown(ctx), s.admin.Shutdown(ctx))
 	s.cluster.Close()
+	err = errors.Join(err, s.net.stop())
 	if s.sock != nil {
 		_ = os.Remove(SocketPath(s.cfg.DataDir))
 	}

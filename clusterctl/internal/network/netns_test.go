@@ -1,0 +1,218 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The integration test builds, from network namespaces:
+//
+//	kzn-host-X: the cluster host. Sync creates bridge kznbr0 with 10.67.0.1/24
+//	            and runs dnsmasq and the nft ruleset here; port kznp1 joins
+//	            the bridge; the metadata listener is on 127.0.0.1:8780.
+//	kzn-c1-X:   a guest: kznv0 with the MAC of its lease, veth peer of kznp1.
+//
+// The guest gets its lease with busybox udhcpc, then fetches
+// http://169.254.169.254/ and must reach the listener with its own address.
+
+const (
+	labBridge   = "kznbr0"
+	labGuestIP  = "10.67.0.10"
+	labGuestMAC = "d0:0d:0a:43:00:0a"
+	labMetadata = "127.0.0.1:8780"
+)
+
+// skipOrFail skips the test, or fails it under CI=true where everything it
+// needs must be present.
+func skipOrFail(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// inNetns runs fn on a thread inside the network namespace ns. Sockets fn
+// makes belong to ns, whatever thread uses them later.
+func inNetns(t *testing.T, ns string, fn func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	target, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		t.Fatalf("setns %s: %v", ns, err)
+	}
+	defer func() {
+		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+			panic(fmt.Sprintf("cannot return to the test's network namespace: %v", err)) // the thread is unusable
+		}
+	}()
+	fn()
+}
+
+const udhcpcScript = `#!/bin/sh
+case "$1" in
+deconfig) busybox ifconfig "$interface" 0.0.0.0 ;;
+bound|renew)
+	busybox ifconfig "$interface" "$ip" netmask "$subnet"
+	busybox route add default gw "$router" dev "$interface"
+	echo "lease|$ip|$router|$hostname" ;;
+esac
+`
+
+func TestNetworkInNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root for network namespaces")
+	}
+	for _, bin := range []string{"ip", "nft", "dnsmasq"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			skipOrFail(t, "%s not installed: %v", bin, err)
+		}
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		skipOrFail(t, "busybox (udhcpc, wget) not installed: %v", err)
+	}
+	suffix := fmt.Sprintf("%06x", rand.Uint32()&0xffffff)
+	host, guest := "kzn-host-"+suffix, "kzn-c1-"+suffix
+	for _, ns := range []string{host, guest} {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			skipOrFail(t, "cannot create network namespaces: %v: %s", err, out)
+		}
+		t.Cleanup(func() {
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				t.Errorf("ip netns del %s: %v: %s", ns, err, out)
+			}
+		})
+	}
+	run(t, "ip", "-n", host, "link", "set", "lo", "up")
+	run(t, "ip", "link", "add", "kznv0", "netns", guest, "type", "veth", "peer", "name", "kznp1", "netns", host)
+	run(t, "ip", "-n", guest, "link", "set", "kznv0", "address", labGuestMAC)
+	run(t, "ip", "-n", guest, "link", "set", "kznv0", "up")
+
+	dir := t.TempDir()
+	script := filepath.Join(dir, "udhcpc.sh")
+	if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inHost := []string{"ip", "netns", "exec", host}
+	cfg := Config{
+		Mode:     ManagedNoVLAN,
+		Bridge:   labBridge,
+		Subnet:   netip.MustParsePrefix("10.67.0.0/24"),
+		Gateway:  netip.MustParseAddr("10.67.0.1"),
+		Metadata: netip.MustParseAddrPort(labMetadata),
+		DHCPDir:  filepath.Join(dir, "dhcp"),
+		DHCPUser: "root", // t.TempDir is 0700
+		DHCPExec: inHost,
+		LogDHCP:  true,
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n, err := New(cfg, Deps{Host: Exec{Prefix: inHost}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx := context.Background()
+	l := lease("i-guest", labGuestIP)
+	other := lease("i-other", "10.67.0.11")
+	for i := range 2 { // the second is a no-op
+		if err := n.Sync(ctx, []Lease{l, other}); err != nil {
+			t.Fatalf("sync %d: %v", i, err)
+		}
+	}
+	if !strings.Contains(run(t, "ip", "-n", host, "-o", "addr", "show", "dev", labBridge), "10.67.0.1/24") {
+		t.Fatal("bridge has no gateway address")
+	}
+	if got := strings.TrimSpace(run(t, "ip", "netns", "exec", host, "cat", "/proc/sys/net/ipv4/ip_forward")); got != "1" {
+		t.Errorf("ip_forward = %s in the host namespace", got)
+	}
+	run(t, "ip", "-n", host, "link", "set", "kznp1", "master", labBridge, "up")
+
+	// DHCP: the guest gets exactly its lease.
+	out, err := exec.Command("ip", "netns", "exec", guest,
+		"/bin/busybox", "udhcpc", "-i", "kznv0", "-n", "-q", "-t", "5", "-T", "1", "-s", script).CombinedOutput()
+	t.Logf("udhcpc: err=%v\n%s", err, out)
+	want := "lease|" + labGuestIP + "|10.67.0.1|" + HostName(l.IP)
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Fatalf("udhcpc did not get %q", want)
+	}
+
+	// Metadata: 169.254.169.254:80 reaches the listener in the host
+	// namespace, from the guest's own address.
+	var ln net.Listener
+	inNetns(t, host, func() { ln, err = net.Listen("tcp4", labMetadata) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "from="+r.RemoteAddr)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	var conn net.Conn
+	inNetns(t, guest, func() { conn, err = net.DialTimeout("tcp4", "169.254.169.254:80", 5*time.Second) })
+	if err != nil {
+		t.Fatalf("dial 169.254.169.254:80 from the guest: %v\n%s", err, run(t, "ip", "netns", "exec", host, "nft", "list", "ruleset"))
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := (&http.Client{Transport: &http.Transport{
+		DialContext: func(context.Context, string, string) (net.Conn, error) { return conn, nil },
+	}}).Get("http://169.254.169.254/latest/meta-data/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := string(body); !strings.HasPrefix(got, "from="+labGuestIP+":") {
+		t.Fatalf("metadata listener saw %q, want the guest's address %s", got, labGuestIP)
+	}
+
+	// Close stops dnsmasq and leaves the bridge.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", host, "link", "show", "dev", labBridge)
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
