@@ -1,0 +1,49 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// userDataProbe is a guest script that reads the metadata service with
+// IMDSv1 and IMDSv2 (busybox wget cannot PUT, so the token request is
+// raw HTTP through nc) and prints what it got on the console.
+const userDataProbe = `#!/bin/sh
+md=http://169.254.169.254/latest
+v1=$(wget -q -O - $md/meta-data/instance-id)
+ip=$(wget -q -O - $md/meta-data/local-ipv4)
+tok=$(printf 'PUT /latest/api/token HTTP/1.0\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n' | nc 169.254.169.254 80 | tail -n 1)
+v2=$(wget -q -O - --header "X-aws-ec2-metadata-token: $tok" $md/meta-data/instance-id)
+echo "koala-e2e-userdata v1=$v1 v2=$v2 ip=$ip"
+`
+
+// TestNetworkMetadata boots the demo image in a MANAGED-NOVLAN cluster:
+// the guest gets by DHCP the private IP DescribeInstances shows, reads
+// its instance ID from 169.254.169.254 with IMDSv1 and IMDSv2, and runs
+// its user-data, which prints a marker on the console.
+func TestNetworkMetadata(t *testing.T) {
+	t.Parallel()
+	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
+	st := startInstStack(t, stackSpec{
+		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: 140,
+		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
+	})
+	cli := st.cli(t)
+	ins := st.runInstances(t, "--instance-type", "m1.small", "--user-data", userDataProbe)
+	id := ins[0].InstanceID
+	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", id) })
+	cli.run(t, "ec2", "wait", "instance-running", "--instance-ids", id)
+	ip := st.describe(t, id)[id].PrivateIPAddress
+	if !strings.HasPrefix(ip, st.clusters[0].subnet+".") {
+		t.Fatalf("private IP %q, want one in %s.0/24", ip, st.clusters[0].subnet)
+	}
+	up := "koala-demo: instance " + id + " is up ip=" + ip
+	probe := "koala-e2e-userdata v1=" + id + " v2=" + id + " ip=" + ip
+	waitFor(t, 2*time.Minute, "the guest's lines", func() (bool, string) {
+		o, err := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
+		return err == nil && strings.Contains(o, up) && strings.Contains(o, probe), o
+	})
+}
