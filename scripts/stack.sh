@@ -18,6 +18,7 @@ CLUSTERCTL_ADDR=${CLUSTERCTL_ADDR:-127.0.0.1:8774}
 NODECTL_ADDR=${NODECTL_ADDR:-127.0.0.1:8775}
 NODE_NAME=${NODE_NAME:-node-1}
 BRIDGE=${BRIDGE:-koala0}
+METADATA_PORT=${METADATA_PORT:-8780}
 
 alive() { [[ -f $run/$1.pid ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -53,7 +54,8 @@ start_cloudctl() {
   "data_dir": "$var/cloudctl",
   "region": "$REGION",
   "zones": ["${REGION}a"],
-  "s3_url": "http://$WALRUS_ADDR"
+  "s3_url": "http://$WALRUS_ADDR",
+  "metadata_listen": "0.0.0.0:$METADATA_PORT"
 }
 JSON
   fi
@@ -103,7 +105,13 @@ start_clusterctl() {
   "cloudctl_url": "http://$CLOUDCTL_ADDR",
   "component_credentials": "$dir/key.json",
   "policy": "ROUNDROBIN",
-  "subnet": "10.200.0.0/24"
+  "subnet": "10.200.0.0/24",
+  "network": {
+    "mode": "MANAGED-NOVLAN",
+    "bridge": "$BRIDGE",
+    "gateway": "10.200.0.1",
+    "metadata": "10.200.0.1:${METADATA_PORT}"
+  }
 }
 JSON
   fi
