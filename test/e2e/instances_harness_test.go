@@ -306,7 +306,10 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 	})
 	st.c.adminRun(t, []string{"cluster", "register", zone, cl.endpoint})
 	for j := range spec.nodes {
-		cl.nodes = append(cl.nodes, st.startNode(t, spec, cl, fmt.Sprintf("node-%c%d", 'a'+i, j+1), bridge))
+		// Node names are libvirt domain owners: unique per stack, so that
+		// one stack's node never takes another's guests for orphans.
+		name := fmt.Sprintf("node-%c%d-%d-%d", 'a'+i, j+1, os.Getpid()%100000, st.id)
+		cl.nodes = append(cl.nodes, st.startNode(t, spec, cl, name, bridge))
 	}
 	return cl
 }
@@ -317,6 +320,12 @@ func (st *instStack) startNode(t *testing.T, spec stackSpec, cl *cluster, name, 
 	keys := filepath.Join(dir, "key.json")
 	st.c.adminRun(t, []string{"component-key", name}, "-o", keys)
 	n := &node{name: name, config: filepath.Join(dir, "nodectl.json"), dataDir: filepath.Join(dir, "data")}
+	if spec.driver == "libvirt" {
+		// Registered before the daemon, so it runs after the daemon has
+		// stopped: a guest the test left (a terminate still on its way)
+		// must not outlive it.
+		t.Cleanup(func() { destroyDomainsOf(name) })
+	}
 	n.daemon = newDaemon(t, name, daemonBinary(t, "nodectl"), filepath.Join(dir, "nodectl.log"), "serve", "-config", n.config)
 	demo := ""
 	if spec.driver == "libvirt" {
@@ -473,4 +482,21 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// destroyDomainsOf destroys and undefines every libvirt domain whose
+// Koala metadata names owner.
+func destroyDomainsOf(owner string) {
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output()
+	if err != nil {
+		return
+	}
+	for _, dom := range strings.Fields(string(out)) {
+		md, err := exec.Command("virsh", "-c", "qemu:///system", "metadata", dom, "--uri", "https://koala-cloud.dev/xmlns/instance/1").Output()
+		if err != nil || !strings.Contains(string(md), "<owner>"+owner+"</owner>") {
+			continue
+		}
+		_ = exec.Command("virsh", "-c", "qemu:///system", "destroy", dom).Run()
+		_ = exec.Command("virsh", "-c", "qemu:///system", "undefine", dom).Run()
+	}
 }

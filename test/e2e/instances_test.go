@@ -78,8 +78,9 @@ func TestInstances(t *testing.T) {
 			perNode[st.nodeOf(id)]++
 		}
 		// GREEDY fills the first node (two m1.small on two cores) first.
-		if perNode["node-a1"] != 2 || perNode["node-a2"] != 1 {
-			t.Errorf("GREEDY placed %v, want node-a1 full (2) and 1 on node-a2", perNode)
+		a1, a2 := st.clusters[0].nodes[0].name, st.clusters[0].nodes[1].name
+		if perNode[a1] != 2 || perNode[a2] != 1 {
+			t.Errorf("GREEDY placed %v, want %s full (2) and 1 on %s", perNode, a1, a2)
 		}
 		consoleLine(t, greedy[0])
 	})
