@@ -116,6 +116,12 @@ func (c *Client) Resources(ctx context.Context, in ResourcesRequest) (ClusterRes
 	return out, err
 }
 
+// PutGroups hands a cluster the rules of every security group its
+// instances are in.
+func (c *Client) PutGroups(ctx context.Context, in GroupsRequest) error {
+	return c.do(ctx, http.MethodPut, PathGroups, in, &struct{}{})
+}
+
 // PushNodeStatus reports a node's status to its cluster.
 func (c *Client) PushNodeStatus(ctx context.Context, st NodeStatus) error {
 	return c.do(ctx, http.MethodPost, PathNodes+url.PathEscape(st.Name)+"/status", st, &struct{}{})
