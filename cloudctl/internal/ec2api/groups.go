@@ -98,7 +98,11 @@ func (a *API) deleteSecurityGroup(rq *request) (any, error) {
 		}
 		return tags.Drop(tx, rq.account.ID, g.ID)
 	})
-	return deleteGroupResult{Return: true, GroupID: id}, err
+	if err != nil {
+		return nil, err
+	}
+	a.kickGroups()
+	return deleteGroupResult{Return: true, GroupID: id}, nil
 }
 
 // readPermissions reads IpPermissions.N (and the legacy flat parameters)
@@ -255,6 +259,7 @@ func (a *API) authorize(egress bool) action {
 		if err != nil {
 			return nil, err
 		}
+		a.kickGroups()
 		out := authorizeResult{Return: true}
 		for _, r := range added {
 			item := ruleItem{ID: r.ID, GroupID: g.ID, GroupOwner: g.Owner, IsEgress: egress, IpProtocol: r.Protocol,
@@ -301,7 +306,11 @@ func (a *API) revoke(egress bool) action {
 			}
 			return nil
 		})
-		return returnResult{true}, err
+		if err != nil {
+			return nil, err
+		}
+		a.kickGroups()
+		return returnResult{true}, nil
 	}
 }
 

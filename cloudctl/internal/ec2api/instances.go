@@ -37,6 +37,17 @@ type Fleet interface {
 	Console(ctx context.Context, account, id string) (api.ConsoleOutput, error)
 	Resources(ctx context.Context, types []api.VMType) ([]instances.ZoneResources, error)
 	Zones() ([]string, error)
+	// KickGroups makes the clusters get their security groups soon,
+	// after a group or which instances run changed. It never blocks.
+	KickGroups()
+}
+
+// kickGroups tells the fleet, when there is one, that security groups
+// or their members changed.
+func (a *API) kickGroups() {
+	if a.fleet != nil {
+		a.fleet.KickGroups()
+	}
 }
 
 // MaxUserData is the most user data an instance takes, decoded.
@@ -485,7 +496,11 @@ func (a *API) run(rq *request, l launch) (runResult, error) {
 	if err != nil {
 		return runResult{}, err
 	}
+	// The groups reach the cluster while it takes the instances, and
+	// again once it has: those it did not take are gone.
+	a.fleet.KickGroups()
 	placed, err := a.fleet.Place(ctx, zone, ids, l.min)
+	a.fleet.KickGroups()
 	if errors.Is(err, instances.ErrCapacity) {
 		_ = a.update(func(tx *store.Tx) error {
 			for _, id := range ids {
@@ -912,6 +927,7 @@ func (a *API) terminateInstances(rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.fleet.KickGroups()
 	return terminateResult{changeItems(cs)}, nil
 }
 

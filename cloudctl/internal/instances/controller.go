@@ -2,6 +2,7 @@ package instances
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,12 +60,16 @@ type Controller struct {
 	mu     sync.Mutex
 	cursor int // round-robin over zones
 	kick   chan struct{}
+
+	groups groupSync
 }
 
 // New returns a controller over cloudctl's database.
 func New(db *store.DB, cfg Config, log *slog.Logger) *Controller {
 	cfg.defaults()
-	return &Controller{db: db, cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	return &Controller{db: db, cfg: cfg, log: log, kick: make(chan struct{}, 1), groups: groupSync{
+		sent: map[string][sha256.Size]byte{}, busy: map[string]bool{}, redo: map[string]bool{}, kick: make(chan struct{}, 1),
+	}}
 }
 
 func (c *Controller) client(zone string) (*api.Client, error) {

@@ -55,8 +55,13 @@ type fakeCluster struct {
 	insts map[string]api.InstanceStatus
 	gen   uint64
 	runs  []api.RunRequest
-	acts  []string // "id verb"
-	types map[string]string
+	// groups are the bodies of the PUTs of the groups it took; groupsErr,
+	// when set, answers them instead, and groupTries counts them all.
+	groups     []api.GroupsRequest
+	groupsErr  *fakeErr
+	groupTries int
+	acts       []string // "id verb"
+	types      map[string]string
 }
 
 func newFakeCluster(t *testing.T, zone string) *fakeCluster {
@@ -69,6 +74,7 @@ func newFakeCluster(t *testing.T, zone string) *fakeCluster {
 	mux.HandleFunc("GET "+api.PathInstances, f.list)
 	mux.HandleFunc("GET "+api.PathInstances+"/{id}/console", f.console)
 	mux.HandleFunc("POST "+api.PathInstances+"/{id}/{verb}", f.act)
+	mux.HandleFunc("PUT "+api.PathGroups, f.putGroups)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -100,6 +106,29 @@ func (f *fakeCluster) gotActs() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.acts)
+}
+
+func (f *fakeCluster) gotGroups() []api.GroupsRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.groups)
+}
+
+func (f *fakeCluster) putGroups(w http.ResponseWriter, r *http.Request) {
+	var req api.GroupsRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		fail(w, errInvalid)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.groupTries++
+	if f.groupsErr != nil {
+		fail(w, f.groupsErr)
+		return
+	}
+	f.groups = append(f.groups, req)
+	reply(w, struct{}{})
 }
 
 func fail(w http.ResponseWriter, e *fakeErr) {

@@ -3,6 +3,7 @@ package instances
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
@@ -99,12 +100,18 @@ func applyTx(tx *store.Tx, zone string, st api.InstanceStatus) (Instance, bool, 
 	return in, true, Put(tx, in)
 }
 
-// Run reconciles every Poll (and when kicked) until ctx ends.
+// Run reconciles every Poll (and when kicked), and hands the clusters
+// their security groups after each reconcile and shortly after each
+// KickGroups, until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { c.runGroups(ctx) })
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
 	for {
 		c.reconcile(ctx)
+		c.SyncGroups(ctx)
 		select {
 		case <-ctx.Done():
 			return

@@ -62,6 +62,20 @@ type Group struct {
 
 func key(account, id string) []byte { return []byte(account + "/" + id) }
 
+// Get returns one of an account's groups by ID. It never creates the
+// default group, so a read-only transaction does.
+func Get(tx *store.Tx, account, id string) (Group, error) {
+	var g Group
+	err := tx.Get(state.Groups, key(account, id), &g)
+	if errors.Is(err, store.ErrNotFound) {
+		return g, fmt.Errorf("%w: The security group '%s' does not exist", ErrNotFound, id)
+	}
+	return g, err
+}
+
+// Put stores a group as it is, under its owner.
+func Put(tx *store.Tx, g Group) error { return tx.Put(state.Groups, key(g.Owner, g.ID), g) }
+
 // List returns an account's groups, creating its default group first if
 // it has none yet.
 func List(tx *store.Tx, account string) ([]Group, error) {
