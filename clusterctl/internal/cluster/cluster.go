@@ -55,6 +55,9 @@ type Options struct {
 	// took or released a lease (Leases has the new set). It runs on the
 	// change's path, so it must not block.
 	LeasesChanged func()
+	// GroupsChanged, when set, is called after SetGroups committed a new
+	// set (Groups has it). It must not block.
+	GroupsChanged func()
 	Log           *slog.Logger
 }
 
@@ -72,6 +75,7 @@ type Cluster struct {
 	insts    map[string]*state.Instance
 	leases   map[string]string // IP -> instance ID
 	settings state.Settings
+	groups   *state.GroupSet      // nil until cloudctl sent one
 	seen     map[string]time.Time // node -> newest successful push or poll
 
 	bgMu      sync.Mutex
@@ -112,7 +116,11 @@ func Open(db *store.DB, opt Options) (*Cluster, error) {
 		if err := each(tx, state.Leases, func(k []byte, id *string) { c.leases[string(k)] = *id }); err != nil {
 			return err
 		}
-		err := tx.Get(state.SettingsBucket, state.SettingsKey, &c.settings)
+		var err error
+		if c.groups, err = loadGroups(tx); err != nil {
+			return err
+		}
+		err = tx.Get(state.SettingsBucket, state.SettingsKey, &c.settings)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}

@@ -2,11 +2,13 @@ package cluster
 
 import "sort"
 
-// Lease is a private address held by an instance, with the instance's MAC.
+// Lease is a private address held by an instance, with the instance's
+// MAC and the IDs of its security groups.
 type Lease struct {
 	IP       string
 	MAC      string
 	Instance string
+	Groups   []string
 }
 
 // Leases lists the addresses leased now, by address: one per instance
@@ -17,7 +19,7 @@ func (c *Cluster) Leases() []Lease {
 	for ip, id := range c.leases {
 		l := Lease{IP: ip, Instance: id}
 		if in := c.insts[id]; in != nil {
-			l.MAC = in.Spec.MAC
+			l.MAC, l.Groups = in.Spec.MAC, in.Spec.Groups
 		}
 		out = append(out, l)
 	}

@@ -15,7 +15,9 @@ func TestLeasesAndTheirChanges(t *testing.T) {
 	changes := 0
 	c.opt.LeasesChanged = func() { changes++ }
 	ctx := context.Background()
-	run, err := c.Run(ctx, api.RunRequest{Instances: specs("a", 2)})
+	in := specs("a", 2)
+	in[1].Groups = []string{"sg-1", "sg-2"}
+	run, err := c.Run(ctx, api.RunRequest{Instances: in})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +25,8 @@ func TestLeasesAndTheirChanges(t *testing.T) {
 		t.Errorf("placing two instances: %d lease notifications, want 1", changes)
 	}
 	got := fmt.Sprint(c.Leases())
-	want := fmt.Sprint([]Lease{{"10.0.0.2", placement.MAC("10.0.0.2"), "i-a0"}, {"10.0.0.3", placement.MAC("10.0.0.3"), "i-a1"}})
+	want := fmt.Sprint([]Lease{{"10.0.0.2", placement.MAC("10.0.0.2"), "i-a0", nil},
+		{"10.0.0.3", placement.MAC("10.0.0.3"), "i-a1", []string{"sg-1", "sg-2"}}})
 	if got != want {
 		t.Errorf("leases %s, want %s", got, want)
 	}

@@ -1,12 +1,13 @@
 // Package network makes a cluster host's network match the cluster's
 // desired state: the cluster bridge with the gateway address, IPv4
 // forwarding, DHCP for the leased addresses (a supervised dnsmasq, package
-// dhcp), and the packet filter (package netfilter), which in this first
-// slice holds only the metadata redirect.
+// dhcp), and the packet filter (package netfilter): security groups and
+// the metadata redirect.
 //
 // Sync is the one entry point. It is idempotent and takes the complete
-// lease set each time, so the caller runs it at start and after every
-// lease change, from stored state, and again after a failure. What it does
+// lease set and security groups each time, so the caller runs it at start
+// and after every lease or group change, from stored state, and again
+// after a failure. What it does
 // depends on the mode:
 //
 //	SYSTEM          the bridge belongs to the host and an external DHCP
@@ -17,9 +18,16 @@
 //	MANAGED         set up; IPv4 forwarding is enabled; dnsmasq serves
 //	                every lease's MAC its IP; the ruleset is applied.
 //
-// Security groups are not enforced yet: the ruleset has no ports and no
-// groups, so it blocks nothing. Tables other programs own are never
-// touched (see package netfilter).
+// Security groups are enforced in the MANAGED modes only, and only once
+// cloudctl has handed the cluster its groups (Groups.Received): every
+// lease is then a port in its instance's groups, and a group not in the
+// set has no rules. The ports have no interface yet (nodes do not report
+// their tap devices), so netfilter filters them by address in its inet
+// table: routed and host traffic always, and traffic between guests on
+// the bridge when br_netfilter is active. Before groups are received, and
+// in SYSTEM and STATIC mode, the ruleset has no ports and no groups and
+// blocks nothing. Tables other programs own are never touched (see
+// package netfilter).
 //
 // Commands go through Host, so that tests can record them; Exec runs them
 // for real, optionally inside a network namespace.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/koala-cloud/koala/pkg/netfilter"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,6 +30,8 @@ import (
 //
 // The guest gets its lease with busybox udhcpc, then fetches
 // http://169.254.169.254/ and must reach the listener with its own address.
+// Last, the host dials a listener in the guest, which its security group
+// must allow once groups are enforced.
 
 const (
 	labBridge   = "kznbr0"
@@ -149,7 +152,7 @@ func TestNetworkInNetns(t *testing.T) {
 	l := lease("i-guest", labGuestIP)
 	other := lease("i-other", "10.67.0.11")
 	for i := range 2 { // the second is a no-op
-		if err := n.Sync(ctx, []Lease{l, other}); err != nil {
+		if err := n.Sync(ctx, []Lease{l, other}, Groups{}); err != nil {
 			t.Fatalf("sync %d: %v", i, err)
 		}
 	}
@@ -199,6 +202,59 @@ func TestNetworkInNetns(t *testing.T) {
 	resp.Body.Close()
 	if got := string(body); !strings.HasPrefix(got, "from="+labGuestIP+":") {
 		t.Fatalf("metadata listener saw %q, want the guest's address %s", got, labGuestIP)
+	}
+
+	// Security groups: a listener in the guest is reachable from the host
+	// before any groups were received; once they were, only when a rule of
+	// the guest's group allows it.
+	var guestLn net.Listener
+	inNetns(t, guest, func() { guestLn, err = net.Listen("tcp4", labGuestIP+":8000") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { guestLn.Close() })
+	go func() {
+		for {
+			c, err := guestLn.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "hello\n")
+			c.Close()
+		}
+	}()
+	reach := func() error {
+		var c net.Conn
+		var err error
+		inNetns(t, host, func() { c, err = net.DialTimeout("tcp4", labGuestIP+":8000", time.Second) })
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
+		return err
+	}
+	l.Groups = []string{"sg-web"}
+	web := Groups{Received: true}
+	allow := Groups{Received: true, Set: []netfilter.Group{{ID: "sg-web", Ingress: []netfilter.Rule{
+		{Protocol: netfilter.TCP, FromPort: 8000, ToPort: 8000, CIDRs: []netip.Prefix{cfg.Subnet}}}}}}
+	for _, step := range []struct {
+		name   string
+		groups Groups
+		reach  bool
+	}{
+		{"before groups", Groups{}, true},
+		{"group without rules", web, false},
+		{"rule allows tcp 8000", allow, true},
+	} {
+		if err := n.Sync(ctx, []Lease{l, other}, step.groups); err != nil {
+			t.Fatalf("%s: sync: %v", step.name, err)
+		}
+		if err := reach(); (err == nil) != step.reach {
+			t.Errorf("%s: dial the guest from the host: %v, want reachable %v\n%s", step.name, err, step.reach,
+				run(t, "ip", "netns", "exec", host, "nft", "list", "table", "inet", "koala"))
+		}
 	}
 
 	// Close stops dnsmasq and leaves the bridge.

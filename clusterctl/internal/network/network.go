@@ -100,11 +100,13 @@ func (c Config) dhcpConfig() dhcp.Config {
 	}
 }
 
-// Lease is a private address the cluster leased to an instance.
+// Lease is a private address the cluster leased to an instance, with the
+// IDs of the instance's security groups.
 type Lease struct {
 	Instance string
 	MAC      net.HardwareAddr
 	IP       netip.Addr
+	Groups   []string
 }
 
 // DHCP is what the network needs of a DHCP server; *dhcp.Server is one.
@@ -163,13 +165,14 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Network, error) {
 }
 
 // Sync makes the host match cfg with leases as the complete lease set
-// (see the package comment). It is idempotent: the bridge, its address
-// and its state are ensured every time (cheap, and repairs what someone
-// changed), dnsmasq is started if it is not and given the hosts (a no-op
-// when unchanged), and the ruleset is applied when it differs from the
-// last one applied. A failed step does not stop the others; the error
-// joins their failures and a later Sync tries again.
-func (n *Network) Sync(ctx context.Context, leases []Lease) error {
+// and groups as the security groups (see the package comment). It is
+// idempotent: the bridge, its address and its state are ensured every
+// time (cheap, and repairs what someone changed), dnsmasq is started if
+// it is not and given the hosts (a no-op when unchanged), and the ruleset
+// is applied when it differs from the last one applied. A failed step
+// does not stop the others; the error joins their failures and a later
+// Sync tries again.
+func (n *Network) Sync(ctx context.Context, leases []Lease, groups Groups) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -186,7 +189,7 @@ func (n *Network) Sync(ctx context.Context, leases []Lease) error {
 		}
 	}
 	if n.cfg.Mode != System || n.cfg.Metadata.IsValid() {
-		if err := n.syncFilter(ctx); err != nil {
+		if err := n.syncFilter(ctx, n.Ruleset(leases, groups)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -259,13 +262,13 @@ func (n *Network) syncDHCP(ctx context.Context, hosts []dhcp.Host) error {
 // syncFilter applies the ruleset when it changed since the last success.
 // A metadata target on a loopback address needs route_localnet on the
 // bridge, or the kernel drops the redirected packets as martians.
-func (n *Network) syncFilter(ctx context.Context) error {
+func (n *Network) syncFilter(ctx context.Context, rs netfilter.Ruleset) error {
 	if m := n.cfg.Metadata; m.IsValid() && m.Addr().IsLoopback() {
 		if err := n.host.WriteSysctl(ctx, "net/ipv4/conf/"+n.cfg.Bridge+"/route_localnet", "1"); err != nil {
 			return fmt.Errorf("metadata on loopback: route_localnet on %s: %w", n.cfg.Bridge, err)
 		}
 	}
-	script, err := netfilter.Render(n.Ruleset())
+	script, err := netfilter.Render(rs)
 	if err != nil {
 		return err
 	}
@@ -276,20 +279,37 @@ func (n *Network) syncFilter(ctx context.Context) error {
 		return fmt.Errorf("apply nft ruleset: %w", err)
 	}
 	n.applied = script
-	n.log.Info("packet filter applied", "metadata", n.cfg.Metadata.String())
+	n.log.Info("packet filter applied", "metadata", n.cfg.Metadata.String(), "ports", len(rs.Ports),
+		"groups", len(rs.Groups))
 	return nil
 }
 
-// Ruleset is the packet filter for the bridge: for now only the metadata
-// redirect. No ports and no groups, so that nothing is blocked before
-// security groups are enforced (a port without groups drops its traffic).
-func (n *Network) Ruleset() netfilter.Ruleset {
+// Ruleset is the packet filter for the bridge: the metadata redirect and,
+// in the MANAGED modes once groups were received, the security groups:
+// every lease is a port (known by address: nodes do not report their tap
+// devices yet) in its instance's groups. Before groups are received, and
+// in SYSTEM and STATIC mode, there are no ports and no groups, so nothing
+// is blocked (a port without groups drops its traffic).
+func (n *Network) Ruleset(leases []Lease, groups Groups) netfilter.Ruleset {
 	rs := netfilter.Ruleset{Bridge: n.cfg.Bridge}
 	if n.cfg.Metadata.IsValid() {
 		rs.Metadata = &netfilter.MetadataRedirect{To: n.cfg.Metadata}
 	}
+	if !n.cfg.Mode.enforcesGroups() || !groups.Received {
+		return rs
+	}
+	rs.Groups = groups.Set
+	rs.Ports = make([]netfilter.Port, 0, len(leases))
+	for _, l := range leases {
+		rs.Ports = append(rs.Ports, netfilter.Port{Instance: l.Instance, MAC: l.MAC, IP: l.IP.Unmap(), Groups: l.Groups})
+	}
+	slices.SortFunc(rs.Ports, func(a, b netfilter.Port) int { return a.IP.Compare(b.IP) })
 	return rs
 }
+
+// enforcesGroups reports whether the cluster filters its guests' traffic
+// by security group in mode m.
+func (m Mode) enforcesGroups() bool { return m == ManagedNoVLAN || m == Managed }
 
 // Hosts are the DHCP reservations of leases, sorted by address, each named
 // after its address (ip-10-0-0-5).

@@ -174,7 +174,7 @@ func TestSyncByMode(t *testing.T) {
 			}
 			h := newFakeHost()
 			n, d := newTest(t, cfg, h)
-			if err := n.Sync(context.Background(), leases); err != nil {
+			if err := n.Sync(context.Background(), leases, Groups{}); err != nil {
 				t.Fatal(err)
 			}
 			if got := h.take(); !slices.Equal(got, tc.want) {
@@ -207,7 +207,7 @@ func TestSyncByMode(t *testing.T) {
 			if d != nil && !d.closed {
 				t.Error("Close left dnsmasq running")
 			}
-			if err := n.Sync(context.Background(), leases); !errors.Is(err, ErrClosed) {
+			if err := n.Sync(context.Background(), leases, Groups{}); !errors.Is(err, ErrClosed) {
 				t.Errorf("Sync after Close = %v, want ErrClosed", err)
 			}
 		})
@@ -221,7 +221,7 @@ func TestSyncIdempotent(t *testing.T) {
 	n, d := newTest(t, cfg, h)
 	ctx := context.Background()
 	for i := range 3 {
-		if err := n.Sync(ctx, leases); err != nil {
+		if err := n.Sync(ctx, leases, Groups{}); err != nil {
 			t.Fatal(err)
 		}
 		got := h.take()
@@ -253,7 +253,7 @@ func TestSyncRetriesFailures(t *testing.T) {
 	d.startErr = errors.New("dnsmasq: not found")
 	ctx := context.Background()
 
-	err := n.Sync(ctx, leases)
+	err := n.Sync(ctx, leases, Groups{})
 	for _, want := range []string{"create bridge koala0", "dhcp: dnsmasq: not found", "apply nft ruleset"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Sync error %v does not say %q", err, want)
@@ -266,7 +266,7 @@ func TestSyncRetriesFailures(t *testing.T) {
 
 	clear(h.fail)
 	d.startErr = nil
-	if err := n.Sync(ctx, leases); err != nil {
+	if err := n.Sync(ctx, leases, Groups{}); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	got := h.take()
@@ -300,10 +300,10 @@ func TestHosts(t *testing.T) {
 func TestHostsChangeReachDHCP(t *testing.T) {
 	n, d := newTest(t, testConfig(Static), newFakeHost())
 	ctx := context.Background()
-	if err := n.Sync(ctx, leases); err != nil {
+	if err := n.Sync(ctx, leases, Groups{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Sync(ctx, leases[:1]); err != nil {
+	if err := n.Sync(ctx, leases[:1], Groups{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(d.hosts) != 1 || d.hosts[0].IP != netip.MustParseAddr("10.0.0.3") || d.hosts[0].Name != "ip-10-0-0-3" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/clusterctl/internal/cluster"
+	"github.com/koala-cloud/koala/clusterctl/internal/network"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 )
@@ -27,6 +28,7 @@ func handler(c *cluster.Cluster, verify *sigv4.Verifier, log *slog.Logger) http.
 	mux.HandleFunc("GET "+api.PathInstances+"/{id}/console", a.console)
 	mux.HandleFunc("POST "+api.PathResources, a.resources)
 	mux.HandleFunc("POST "+api.PathNodes+"{name}/status", a.nodeStatus)
+	mux.HandleFunc("PUT "+api.PathGroups, a.groups)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	})
@@ -173,6 +175,24 @@ func (a *apiHandler) nodeStatus(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, cluster.ErrNoNode) {
 			a.log.Warn("status of an unregistered node", "node", name, "remote", r.RemoteAddr)
 		}
+		a.writeErr(w, r, err)
+		return
+	}
+	api.WriteJSON(w, struct{}{})
+}
+
+// groups replaces the cluster's security groups: checked as the packet
+// filter will enforce them, stored, and then handed to the network sync.
+func (a *apiHandler) groups(w http.ResponseWriter, r *http.Request) {
+	var req api.GroupsRequest
+	if !api.ReadJSON(w, r, maxBody, &req) {
+		return
+	}
+	if _, err := network.ParseGroups(req.Groups); err != nil {
+		fail(w, http.StatusBadRequest, "InvalidParameterValue", err.Error())
+		return
+	}
+	if err := a.c.SetGroups(r.Context(), req.Groups); err != nil {
 		a.writeErr(w, r, err)
 		return
 	}

@@ -18,13 +18,14 @@ const (
 	netSyncTimeout = 30 * time.Second
 )
 
-// netSync keeps the host's network in step with the cluster's leases: one
-// sync at start, one after each burst of lease changes, and, after a sync
-// failed, one per poll until one succeeds. It runs in the background, so
-// the API path only signals it.
+// netSync keeps the host's network in step with the cluster's leases and
+// security groups: one sync at start, one after each burst of lease or
+// group changes, and, after a sync failed, one per poll until one
+// succeeds. It runs in the background, so the API path only signals it.
 type netSync struct {
 	net    *network.Network
 	leases func() []cluster.Lease
+	groups func() network.Groups
 	poll   time.Duration
 	log    *slog.Logger
 	kick   chan struct{} // buffered 1
@@ -45,8 +46,8 @@ func (s *netSync) changed() {
 }
 
 // start runs the sync loop until stop.
-func (s *netSync) start(ctx context.Context, leases func() []cluster.Lease) {
-	s.leases = leases
+func (s *netSync) start(ctx context.Context, leases func() []cluster.Lease, groups func() network.Groups) {
+	s.leases, s.groups = leases, groups
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(1)
 	go func() {
@@ -91,16 +92,19 @@ func (s *netSync) run(ctx context.Context) {
 	}
 }
 
-// sync runs one network.Sync over the current leases; it reports success.
+// sync runs one network.Sync over the current leases and groups; it
+// reports success.
 func (s *netSync) sync(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, netSyncTimeout)
 	defer cancel()
 	leases := toNetwork(s.leases(), s.log)
-	err := s.net.Sync(ctx, leases)
+	groups := s.groups()
+	err := s.net.Sync(ctx, leases, groups)
 	if err != nil && ctx.Err() == nil {
-		s.log.Warn("network sync failed; retrying on the next poll", "leases", len(leases), "err", err)
+		s.log.Warn("network sync failed; retrying on the next poll", "leases", len(leases), "groups", len(groups.Set),
+			"err", err)
 	} else if err == nil {
-		s.log.Debug("network synced", "leases", len(leases))
+		s.log.Debug("network synced", "leases", len(leases), "groups", len(groups.Set), "groups_received", groups.Received)
 	}
 	return err == nil
 }
@@ -116,7 +120,27 @@ func toNetwork(ls []cluster.Lease, log *slog.Logger) []network.Lease {
 			log.Warn("lease not served by dhcp", "instance_id", l.Instance, "ip", l.IP, "mac", l.MAC)
 			continue
 		}
-		out = append(out, network.Lease{Instance: l.Instance, MAC: mac, IP: ip})
+		out = append(out, network.Lease{Instance: l.Instance, MAC: mac, IP: ip, Groups: l.Groups})
+	}
+	return out
+}
+
+// groupsOf returns the cluster's security groups for the network. They
+// were checked when they were put; one that no longer parses is logged
+// and left out, which leaves its members without its rules, as are
+// repeats of an ID.
+func groupsOf(c *cluster.Cluster, log *slog.Logger) network.Groups {
+	in, received := c.Groups()
+	out := network.Groups{Received: received}
+	seen := map[string]bool{}
+	for _, g := range in {
+		ng, err := network.ParseGroup(g)
+		if err != nil || seen[g.ID] {
+			log.Warn("security group not enforced", "group_id", g.ID, "err", err)
+			continue
+		}
+		seen[g.ID] = true
+		out.Set = append(out.Set, ng)
 	}
 	return out
 }

@@ -98,8 +98,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 }
 
 // openCluster loads the cluster over db; events go to cloud when it is
-// not nil, and leasesChanged, when not nil, hears of lease changes.
-func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Client, leasesChanged func(),
+// not nil, and netChanged, when not nil, hears of lease and security
+// group changes.
+func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Client, netChanged func(),
 	log *slog.Logger) (*cluster.Cluster, error) {
 	policy, err := sched.ParsePolicy(cfg.Policy)
 	if err != nil {
@@ -118,7 +119,8 @@ func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Clie
 			cl.Region = cfg.Region
 			return cl
 		},
-		LeasesChanged: leasesChanged,
+		LeasesChanged: netChanged,
+		GroupsChanged: netChanged,
 		Log:           log,
 	}
 	if cloud != nil {
@@ -170,7 +172,7 @@ func (s *Server) Start(ctx context.Context) error {
 	daemon.Serve(s.http, ln, s.done)
 	daemon.Serve(s.admin, sock, s.done)
 	s.cluster.Start(context.WithoutCancel(ctx))
-	s.net.start(context.WithoutCancel(ctx), s.cluster.Leases)
+	s.net.start(context.WithoutCancel(ctx), s.cluster.Leases, func() network.Groups { return groupsOf(s.cluster, s.log) })
 	s.log.Info("clusterctl serving", "addr", ln.Addr().String(), "zone", s.cfg.Zone, "policy", s.cfg.Policy,
 		"admin_socket", sockPath)
 	close(s.ready)

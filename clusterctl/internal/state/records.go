@@ -63,3 +63,13 @@ type Settings struct {
 	// NodeSeq is the last registration number given to a node.
 	NodeSeq uint64 `json:"node_seq"`
 }
+
+// GroupSet is the set of security groups cloudctl last handed the
+// cluster (PUT /internal/v1/groups). Its record exists once a set was
+// received: until then the cluster enforces no groups.
+type GroupSet struct {
+	// Received is when the set was received.
+	Received time.Time `json:"received"`
+	// Groups are the groups, as cloudctl sent them.
+	Groups []api.Group `json:"groups"`
+}

@@ -8,13 +8,23 @@ const (
 	Instances      = "instances" // instance ID -> Instance
 	Leases         = "leases"    // private IP -> instance ID (JSON string)
 	SettingsBucket = "settings"  // SettingsKey -> Settings
+	GroupsBucket   = "groups"    // GroupsKey -> GroupSet (absent until cloudctl sent one)
 )
 
 // SettingsKey is the one key of the SettingsBucket bucket.
 var SettingsKey = []byte("cluster")
 
-// Schema is clusterctl's database schema.
+// GroupsKey is the one key of the GroupsBucket bucket.
+var GroupsKey = []byte("set")
+
+// Schema is clusterctl's database schema. Versions:
+//
+//	1  nodes, instances, leases, settings
+//	2  adds groups; nothing migrates (store.Open creates the bucket, and
+//	   an absent GroupSet means none was received), but a version 1
+//	   binary must not open the database: it would stop enforcing the
+//	   groups it does not know of.
 var Schema = store.Schema{
-	Version: 1,
-	Buckets: []string{Nodes, Instances, Leases, SettingsBucket},
+	Version: 2,
+	Buckets: []string{Nodes, Instances, Leases, SettingsBucket, GroupsBucket},
 }
