@@ -6,12 +6,14 @@
 // script. The script replaces only the package's own tables, in one
 // transaction:
 //
-//	table bridge koala   anti-spoofing on guest ports; security groups for
+//	table bridge koala_<bridge>   anti-spoofing on guest ports; security groups for
 //	                     traffic bridged between ports (guest to guest)
-//	table inet koala     security groups for traffic routed through the host
+//	table inet koala_<bridge>     security groups for traffic routed through the host
 //	                     (forward) and between guests and the host itself
 //	                     (input, output)
-//	table ip koala_nat   elastic IP DNAT/SNAT and the metadata DNAT
+//	table ip koala_nat_<bridge>   elastic IP DNAT/SNAT and the metadata DNAT
+//
+// (one set per bridge, so that clusters sharing a host keep their own)
 //
 // The inet and ip tables are declared (a no-op when they exist), deleted and
 // created again. The bridge table is declared with its fixed sets and

@@ -216,14 +216,15 @@ func (l *lab) scenario(t *testing.T) {
 	}
 
 	// Remove deletes our tables, and only ours.
-	if err := l.nft.Remove(ctx); err != nil {
+	if err := l.nft.Remove(ctx, l.br); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.nft.Remove(ctx); err != nil {
+	if err := l.nft.Remove(ctx, l.br); err != nil {
 		t.Fatalf("second Remove: %v", err)
 	}
 	tables := l.nftExec(t, "list tables")
-	for _, own := range []string{"table bridge koala", "table inet koala", "table ip koala_nat"} {
+	for _, own := range TablesFor(l.br).list() {
+		own = "table " + own
 		if strings.Contains(tables, own) {
 			t.Errorf("after Remove, %q is still there:\n%s", own, tables)
 		}

@@ -39,8 +39,8 @@ func (r Runner) Check(ctx context.Context, script string) error {
 
 // Remove deletes the package's tables, and nothing else. Removing tables
 // that do not exist is not an error.
-func (r Runner) Remove(ctx context.Context) error {
-	if err := r.run(ctx, RemoveScript(), "-f", "-"); err != nil {
+func (r Runner) Remove(ctx context.Context, bridge string) error {
+	if err := r.run(ctx, RemoveScript(bridge), "-f", "-"); err != nil {
 		return fmt.Errorf("remove nft tables: %w", err)
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 )
 
 func TestRunnerMissingBinary(t *testing.T) {
-	err := Runner{Path: "/nonexistent/nft"}.Apply(context.Background(), RemoveScript())
+	err := Runner{Path: "/nonexistent/nft"}.Apply(context.Background(), RemoveScript("br0"))
 	if err == nil || !strings.Contains(err.Error(), "apply nft script") {
 		t.Fatalf("Apply with a missing nft = %v, want a wrapped exec error", err)
 	}

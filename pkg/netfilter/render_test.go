@@ -170,7 +170,7 @@ func TestRenderGoldenNftCheck(t *testing.T) {
 			}
 		})
 	}
-	if err := r.Check(context.Background(), RemoveScript()); err != nil {
+	if err := r.Check(context.Background(), RemoveScript("br0")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -246,7 +246,7 @@ func TestRenderOnlyOwnTables(t *testing.T) {
 			}
 			// Every top-level command names one of our tables.
 			ok := false
-			for _, own := range tables() {
+			for _, own := range TablesFor(tc.rs.Bridge).list() {
 				if strings.Contains(line, " "+own+" ") || strings.HasSuffix(line, " "+own) {
 					ok = true
 				}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/koala-cloud/koala/pkg/netfilter"
 )
 
 // binaries are the module's commands built once for every test that
@@ -285,6 +287,11 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 	bridge := fmt.Sprintf("kt%d-%d%c", os.Getpid()%100000, st.id, 'a'+i)
 	if spec.driver == "libvirt" || spec.network != "" {
 		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	}
+	if spec.network != "" {
+		// The cluster leaves its packet filter in place when it stops (its
+		// guests keep their network); the test's goes with its bridge.
+		t.Cleanup(func() { _ = netfilter.Runner{}.Remove(context.Background(), bridge) })
 	}
 	base := spec.subnetBase
 	if base == 0 {

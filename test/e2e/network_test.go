@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +48,66 @@ func TestNetworkMetadata(t *testing.T) {
 	waitFor(t, 2*time.Minute, "the guest's lines", func() (bool, string) {
 		o, err := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
 		return err == nil && strings.Contains(o, up) && strings.Contains(o, probe), o
+	})
+}
+
+// userDataService serves a line on TCP 8080 for ever (busybox nc serves
+// one connection per run).
+const userDataService = `#!/bin/sh
+(while true; do echo koala-sg-hello | nc -l -p 8080; done) >/dev/null 2>&1 &
+`
+
+// dialLine connects to addr from this host and returns the first line it
+// sends, or an error.
+func dialLine(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// TestNetworkSecurityGroups checks that a guest's TCP service is
+// unreachable from outside its group until a rule opens its port,
+// reachable after, and unreachable again after the rule is revoked.
+func TestNetworkSecurityGroups(t *testing.T) {
+	t.Parallel()
+	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
+	st := startInstStack(t, stackSpec{
+		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: 150,
+		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
+	})
+	cli := st.cli(t)
+	var g struct {
+		GroupID string `json:"GroupId"`
+	}
+	cli.json(t, &g, "ec2", "create-security-group", "--group-name", "web", "--description", "the web tier")
+	ins := st.runInstances(t, "--instance-type", "m1.small", "--security-group-ids", g.GroupID, "--user-data", userDataService)
+	id := ins[0].InstanceID
+	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", id) })
+	cli.run(t, "ec2", "wait", "instance-running", "--instance-ids", id)
+	ip := st.describe(t, id)[id].PrivateIPAddress
+	waitFor(t, 2*time.Minute, "the guest is up", func() (bool, string) {
+		o, err := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
+		return err == nil && strings.Contains(o, "koala-demo: instance "+id+" is up ip="+ip), o
+	})
+	addr := net.JoinHostPort(ip, "8080")
+	if line, err := dialLine(addr); err == nil {
+		t.Fatalf("port 8080 answered %q before any rule allowed it", line)
+	}
+	cli.run(t, "ec2", "authorize-security-group-ingress", "--group-id", g.GroupID, "--protocol", "tcp", "--port", "8080", "--cidr", "0.0.0.0/0")
+	began := time.Now()
+	waitFor(t, 30*time.Second, "port 8080 open after authorize", func() (bool, string) {
+		line, err := dialLine(addr)
+		return err == nil && line == "koala-sg-hello", fmt.Sprint(line, err)
+	})
+	t.Logf("reachable %s after authorize-security-group-ingress returned", time.Since(began).Round(time.Millisecond))
+	cli.run(t, "ec2", "revoke-security-group-ingress", "--group-id", g.GroupID, "--protocol", "tcp", "--port", "8080", "--cidr", "0.0.0.0/0")
+	waitFor(t, 30*time.Second, "port 8080 closed after revoke", func() (bool, string) {
+		line, err := dialLine(addr)
+		return err != nil, fmt.Sprint(line, err)
 	})
 }
