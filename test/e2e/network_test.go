@@ -105,9 +105,29 @@ func TestNetworkSecurityGroups(t *testing.T) {
 		return err == nil && line == "koala-sg-hello", fmt.Sprint(line, err)
 	})
 	t.Logf("reachable %s after authorize-security-group-ingress returned", time.Since(began).Round(time.Millisecond))
+	// Restarts, even by kill -9, leave reachability as the stored state says.
+	restartAll := func(t *testing.T) {
+		t.Helper()
+		for _, d := range []*daemon{st.clusters[0].daemon, st.c.daemon, st.clusters[0].nodes[0].daemon} {
+			d.kill9()
+			if err := d.start(); err != nil {
+				t.Fatalf("restart %s: %v", d.name, err)
+			}
+		}
+	}
+	restartAll(t)
+	time.Sleep(2 * time.Second) // let every daemon re-apply what it stores
+	if line, err := dialLine(addr); err != nil || line != "koala-sg-hello" {
+		t.Errorf("after kill -9 and restart of clusterctl, cloudctl and nodectl: %q, %v; want the port still open", line, err)
+	}
 	cli.run(t, "ec2", "revoke-security-group-ingress", "--group-id", g.GroupID, "--protocol", "tcp", "--port", "8080", "--cidr", "0.0.0.0/0")
 	waitFor(t, 30*time.Second, "port 8080 closed after revoke", func() (bool, string) {
 		line, err := dialLine(addr)
 		return err != nil, fmt.Sprint(line, err)
 	})
+	restartAll(t)
+	time.Sleep(2 * time.Second)
+	if line, err := dialLine(addr); err == nil {
+		t.Errorf("after revoke and restarts the port answered %q; want it closed", line)
+	}
 }
