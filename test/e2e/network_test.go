@@ -131,3 +131,49 @@ func TestNetworkSecurityGroups(t *testing.T) {
 		t.Errorf("after revoke and restarts the port answered %q; want it closed", line)
 	}
 }
+
+// TestNetworkSourceGroups checks that two instances in different groups
+// cannot reach each other until a source-group rule lets one group in.
+func TestNetworkSourceGroups(t *testing.T) {
+	t.Parallel()
+	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
+	st := startInstStack(t, stackSpec{
+		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: 160,
+		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
+	})
+	cli := st.cli(t)
+	var web, app struct {
+		GroupID string `json:"GroupId"`
+	}
+	cli.json(t, &web, "ec2", "create-security-group", "--group-name", "web", "--description", "servers")
+	cli.json(t, &app, "ec2", "create-security-group", "--group-name", "app", "--description", "clients")
+	a := st.runInstances(t, "--security-group-ids", web.GroupID, "--user-data", userDataService)[0]
+	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", a.InstanceID) })
+	ipA := st.describe(t, a.InstanceID)[a.InstanceID].PrivateIPAddress
+	probe := fmt.Sprintf(`#!/bin/sh
+(i=0; while [ $i -lt 300 ]; do
+  if echo | nc -w 2 %s 8080 | grep -q koala-sg-hello; then echo "koala-probe ok"; else echo "koala-probe fail"; fi
+  i=$((i+1)); sleep 1
+done) >/dev/console 2>&1 &
+`, ipA)
+	b := st.runInstances(t, "--security-group-ids", app.GroupID, "--user-data", probe)[0]
+	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", b.InstanceID) })
+	cli.run(t, "ec2", "wait", "instance-running", "--instance-ids", a.InstanceID, b.InstanceID)
+	console := func() string {
+		o, _ := cli.try(t, "ec2", "get-console-output", "--instance-id", b.InstanceID, "--output", "text", "--query", "Output")
+		return o
+	}
+	waitFor(t, 2*time.Minute, "B probing A and failing", func() (bool, string) {
+		o := console()
+		return strings.Count(o, "koala-probe fail") >= 3, o
+	})
+	if o := console(); strings.Contains(o, "koala-probe ok") {
+		t.Fatalf("B reached A before any rule allowed it:\n%s", o)
+	}
+	cli.run(t, "ec2", "authorize-security-group-ingress", "--group-id", web.GroupID,
+		"--ip-permissions", fmt.Sprintf("IpProtocol=tcp,FromPort=8080,ToPort=8080,UserIdGroupPairs=[{GroupId=%s}]", app.GroupID))
+	waitFor(t, time.Minute, "B reaching A after the source-group rule", func() (bool, string) {
+		o := console()
+		return strings.Contains(o, "koala-probe ok"), o
+	})
+}
