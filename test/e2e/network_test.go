@@ -23,18 +23,25 @@ v2=$(wget -q -O - --header "X-aws-ec2-metadata-token: $tok" $md/meta-data/instan
 echo "koala-e2e-userdata v1=$v1 v2=$v2 ip=$ip"
 `
 
+// startNetStack starts a stack with one MANAGED-NOVLAN cluster of one
+// libvirt node, its subnet 10.<base>.0.0/24, and the aws CLI as its user.
+func startNetStack(t *testing.T, base int) (*instStack, *awsCLI) {
+	t.Helper()
+	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
+	st := startInstStack(t, stackSpec{
+		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: base,
+		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
+	})
+	return st, st.cli(t)
+}
+
 // TestNetworkMetadata boots the demo image in a MANAGED-NOVLAN cluster:
 // the guest gets by DHCP the private IP DescribeInstances shows, reads
 // its instance ID from 169.254.169.254 with IMDSv1 and IMDSv2, and runs
 // its user-data, which prints a marker on the console.
 func TestNetworkMetadata(t *testing.T) {
 	t.Parallel()
-	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
-	st := startInstStack(t, stackSpec{
-		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: 140,
-		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
-	})
-	cli := st.cli(t)
+	st, cli := startNetStack(t, 140)
 	ins := st.runInstances(t, "--instance-type", "m1.small", "--user-data", userDataProbe)
 	id := ins[0].InstanceID
 	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", id) })
@@ -75,12 +82,7 @@ func dialLine(addr string) (string, error) {
 // reachable after, and unreachable again after the rule is revoked.
 func TestNetworkSecurityGroups(t *testing.T) {
 	t.Parallel()
-	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
-	st := startInstStack(t, stackSpec{
-		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: 150,
-		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
-	})
-	cli := st.cli(t)
+	st, cli := startNetStack(t, 150)
 	var g struct {
 		GroupID string `json:"GroupId"`
 	}
@@ -136,12 +138,7 @@ func TestNetworkSecurityGroups(t *testing.T) {
 // cannot reach each other until a source-group rule lets one group in.
 func TestNetworkSourceGroups(t *testing.T) {
 	t.Parallel()
-	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
-	st := startInstStack(t, stackSpec{
-		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: 160,
-		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
-	})
-	cli := st.cli(t)
+	st, cli := startNetStack(t, 160)
 	var web, app struct {
 		GroupID string `json:"GroupId"`
 	}
