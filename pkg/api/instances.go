@@ -88,6 +88,7 @@ type InstanceStatus struct {
 	Node       string    `json:"node,omitempty"`
 	MAC        string    `json:"mac,omitempty"`
 	PrivateIP  string    `json:"private_ip,omitempty"`
+	Iface      string    `json:"iface,omitempty"` // the guest NIC's host device (libvirt's vnet3) while running
 	Type       string    `json:"type,omitempty"`
 	Since      time.Time `json:"since"`
 	Generation uint64    `json:"generation"`

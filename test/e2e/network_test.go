@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +58,72 @@ func TestNetworkMetadata(t *testing.T) {
 		o, err := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
 		return err == nil && strings.Contains(o, up) && strings.Contains(o, probe), o
 	})
+
+	// The node reports the guest's host device and the filter holds its
+	// port: frames from it must carry the guest's MAC and address.
+	waitFor(t, 30*time.Second, "the guest's port in the packet filter", func() (bool, string) {
+		tap := guestTap(t, id)
+		rs, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+		return tap != "" && strings.Contains(string(rs), fmt.Sprintf("%q . %s", tap, ip)), "tap " + tap + "\n" + string(rs)
+	})
+
+	// A second guest changes its own address, to a free one of the subnet
+	// and then to the first guest's, and asks the metadata service who it
+	// is: the filter drops what it sends, so it gets nothing, never
+	// another instance's ID.
+	spoofer := st.runInstances(t, "--instance-type", "m1.small", "--user-data", spoofScript(st.clusters[0].subnet, ip))[0].InstanceID
+	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", spoofer) })
+	var o string
+	waitFor(t, 3*time.Minute, "the spoofing guest's lines", func() (bool, string) {
+		o, _ = cli.try(t, "ec2", "get-console-output", "--instance-id", spoofer, "--output", "text", "--query", "Output")
+		return strings.Contains(o, "koala-spoof-as-other got="), o
+	})
+	// (The console text may come with its line ends escaped.)
+	if m := regexp.MustCompile(`koala-spoof own=(i-[0-9a-f]+)`).FindStringSubmatch(o); m == nil || m[1] != spoofer {
+		t.Errorf("the spoofing guest could not read its own ID before spoofing (%q):\n%s", m, o)
+	}
+	got := regexp.MustCompile(`koala-spoof(-as-other)? got=([^\s\\"]*)`).FindAllStringSubmatch(o, -1)
+	if len(got) != 2 {
+		t.Errorf("want two spoofing attempts on the console, got %q:\n%s", got, o)
+	}
+	for _, m := range got {
+		if m[2] != "" {
+			t.Errorf("a spoofing guest read the metadata service: %q", m[0])
+		}
+	}
+}
+
+// spoofScript is a guest script that reads its own instance ID, then
+// moves to subnet.200 and to other, and after each move asks for the
+// instance ID again, printing what it got on the console.
+func spoofScript(subnet, other string) string {
+	return fmt.Sprintf(`#!/bin/sh
+md=http://169.254.169.254/latest/meta-data/instance-id
+ask() { rm -f /tmp/md; (wget -q -O /tmp/md $md >/dev/null 2>&1 &); sleep 15; cat /tmp/md 2>/dev/null; }
+move() { ip addr flush dev eth0; ip addr add $1/24 dev eth0; ip route add default via %[1]s.1; }
+(
+echo "koala-spoof own=$(wget -q -O - $md)"
+move %[1]s.200
+echo "koala-spoof got=$(ask)"
+move %[2]s
+echo "koala-spoof-as-other got=$(ask)"
+) >/dev/console 2>&1 &
+`, subnet, other)
+}
+
+// guestTap returns the host device of a guest's NIC, per libvirt.
+func guestTap(t *testing.T, id string) string {
+	t.Helper()
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "domiflist", id).Output()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && strings.Contains(f[4], ":") {
+			return f[0]
+		}
+	}
+	return ""
 }
 
 // userDataService serves a line on TCP 8080 for ever (busybox nc serves

@@ -52,7 +52,8 @@ type Options struct {
 	// Debounce is how long changes are gathered before a push (50ms when 0).
 	Debounce time.Duration
 	// LeasesChanged, when set, is called after each committed change that
-	// took or released a lease (Leases has the new set). It runs on the
+	// took or released a lease, or changed the host device a node reported
+	// for a leased instance (Leases has the new set). It runs on the
 	// change's path, so it must not block.
 	LeasesChanged func()
 	// GroupsChanged, when set, is called after SetGroups committed a new
@@ -279,6 +280,9 @@ func (t *tx) putInst(in *state.Instance) {
 	st := &in.Status
 	st.ID, st.Node, st.MAC, st.PrivateIP, st.Type = in.Spec.ID, in.Spec.Node, in.Spec.MAC, in.Spec.PrivateIP, in.Spec.Type.Name
 	st.Generation = in.Generation
+	if !in.Holds() {
+		st.Iface = ""
+	}
 	if !in.Holds() && in.Spec.PrivateIP != "" && t.lease(in.Spec.PrivateIP) == in.Spec.ID {
 		t.leases[in.Spec.PrivateIP] = ""
 	}
@@ -314,8 +318,12 @@ func (t *tx) commit() error {
 		}
 	}
 	c := t.c
+	leasesChanged := len(t.leases) > 0
 	c.mu.Lock()
 	for id, in := range t.insts {
+		if old := c.insts[id]; in != nil && old != nil && in.Status.Iface != old.Status.Iface {
+			leasesChanged = true // the lease's port moved
+		}
 		if in == nil {
 			delete(c.insts, id)
 		} else {
@@ -346,7 +354,7 @@ func (t *tx) commit() error {
 		}
 	}
 	c.mu.Unlock()
-	if len(t.leases) > 0 && c.opt.LeasesChanged != nil {
+	if leasesChanged && c.opt.LeasesChanged != nil {
 		c.opt.LeasesChanged()
 	}
 	if len(t.events) > 0 {

@@ -154,7 +154,8 @@ func (c *Cluster) fail(id string, force bool, reason *api.Reason) {
 // merge takes a node's report of an instance into in when it is newer
 // than the last one merged; it reports whether in changed. While the
 // cluster wants the instance terminated it shows shutting-down until the
-// node says terminated; a terminated instance stays so.
+// node says terminated; a terminated instance stays so. The host device
+// of the guest's NIC is always the node's latest word.
 func merge(in *state.Instance, r api.InstanceStatus) bool {
 	if !in.Holds() || (r.Generation != 0 && r.Generation <= in.NodeGeneration) {
 		return false
@@ -164,9 +165,11 @@ func merge(in *state.Instance, r api.InstanceStatus) bool {
 	if st == "" {
 		return false
 	}
+	iface := in.Status.Iface != r.Iface
+	in.Status.Iface = r.Iface
 	if in.Desired == api.Terminated && st != api.Terminated {
 		if in.Status.State == api.ShuttingDown {
-			return false
+			return iface
 		}
 		in.Status.State, in.Status.Since = api.ShuttingDown, time.Now().UTC()
 		return true
@@ -175,7 +178,7 @@ func merge(in *state.Instance, r api.InstanceStatus) bool {
 		in.Desired = api.Terminated
 	}
 	if st == in.Status.State && sameReason(r.Reason, in.Status.Reason) && r.Since.Equal(in.Status.Since) {
-		return false
+		return iface
 	}
 	in.Status.State, in.Status.Reason = st, r.Reason
 	if !r.Since.IsZero() {

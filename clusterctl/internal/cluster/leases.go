@@ -3,12 +3,14 @@ package cluster
 import "sort"
 
 // Lease is a private address held by an instance, with the instance's
-// MAC and the IDs of its security groups.
+// MAC, the IDs of its security groups and the host device of its NIC
+// as its node last reported it ("" while unknown or not running).
 type Lease struct {
 	IP       string
 	MAC      string
 	Instance string
 	Groups   []string
+	Iface    string
 }
 
 // Leases lists the addresses leased now, by address: one per instance
@@ -19,7 +21,7 @@ func (c *Cluster) Leases() []Lease {
 	for ip, id := range c.leases {
 		l := Lease{IP: ip, Instance: id}
 		if in := c.insts[id]; in != nil {
-			l.MAC, l.Groups = in.Spec.MAC, in.Spec.Groups
+			l.MAC, l.Groups, l.Iface = in.Spec.MAC, in.Spec.Groups, in.Status.Iface
 		}
 		out = append(out, l)
 	}

@@ -21,10 +21,16 @@
 // Security groups are enforced in the MANAGED modes only, and only once
 // cloudctl has handed the cluster its groups (Groups.Received): every
 // lease is then a port in its instance's groups, and a group not in the
-// set has no rules. The ports have no interface yet (nodes do not report
-// their tap devices), so netfilter filters them by address in its inet
-// table: routed and host traffic always, and traffic between guests on
-// the bridge when br_netfilter is active. Before groups are received, and
+// set has no rules. netfilter filters every port by address in its inet
+// table (routed and host traffic). A port whose node reported the guest's
+// host device (Lease.Iface, libvirt's vnetN) is also filtered on that
+// device in the bridge table: its frames must carry the lease's MAC and
+// address (anti-spoofing), and traffic it bridges to other guests meets
+// the groups there. Until the device is reported a port is known by
+// address only, and traffic between guests on the bridge is filtered only
+// when br_netfilter is active. The devices are names on the node's host:
+// the filter assumes that the nodes run on the cluster host, whose bridge
+// their guests join. Before groups are received, and
 // in SYSTEM and STATIC mode, the ruleset has no ports and no groups and
 // blocks nothing. Tables other programs own are never touched (see
 // package netfilter).

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -148,4 +149,68 @@ func TestParseGroups(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPortsOnDevices(t *testing.T) {
+	withIface := func(id, ip, iface string) Lease {
+		l := lease(id, ip)
+		l.Groups, l.Iface = []string{"sg-web"}, iface
+		return l
+	}
+	for _, tc := range []struct {
+		name   string
+		leases []Lease
+		want   map[string]string // instance -> Iface of its port
+	}{
+		{"reported", []Lease{withIface("i-1", "10.0.0.5", "vnet3"), withIface("i-2", "10.0.0.6", "vnet4")},
+			map[string]string{"i-1": "vnet3", "i-2": "vnet4"}},
+		{"not yet reported", []Lease{withIface("i-1", "10.0.0.5", "vnet3"), withIface("i-2", "10.0.0.6", "")},
+			map[string]string{"i-1": "vnet3", "i-2": ""}},
+		{"claimed twice", []Lease{withIface("i-1", "10.0.0.5", "vnet3"), withIface("i-2", "10.0.0.6", "vnet3"),
+			withIface("i-3", "10.0.0.7", "vnet7")}, map[string]string{"i-1": "", "i-2": "", "i-3": "vnet7"}},
+		{"not a device name", []Lease{withIface("i-1", "10.0.0.5", "vnet 3"), withIface("i-2", "10.0.0.6", "koala0"),
+			withIface("i-3", "10.0.0.7", "a-very-long-device-name")}, map[string]string{"i-1": "", "i-2": "", "i-3": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFakeHost("koala0")
+			n, _ := newTest(t, testConfig(ManagedNoVLAN), h)
+			gs := mustGroups(t, sshFromAnywhere("sg-web"))
+			rs := n.Ruleset(tc.leases, gs)
+			got := map[string]string{}
+			for _, p := range rs.Ports {
+				got[p.Instance] = p.Iface
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("port devices %v, want %v", got, tc.want)
+			}
+			if err := n.Sync(context.Background(), tc.leases, gs); err != nil {
+				t.Fatal(err)
+			}
+			script := h.scripts[len(h.scripts)-1]
+			for _, l := range tc.leases {
+				spoof := fmt.Sprintf("%q . %s comment %q", l.Iface, l.IP, l.Instance)
+				if strings.Contains(script, spoof) != (tc.want[l.Instance] != "") {
+					t.Errorf("script has %s = %v, want %v:\n%s", spoof, !(tc.want[l.Instance] != ""), tc.want[l.Instance] != "", script)
+				}
+			}
+		})
+	}
+	t.Run("a new device reapplies", func(t *testing.T) {
+		h := newFakeHost("koala0")
+		n, _ := newTest(t, testConfig(ManagedNoVLAN), h)
+		gs := mustGroups(t, sshFromAnywhere("sg-web"))
+		ctx := context.Background()
+		for i, iface := range []string{"", "vnet3", "vnet3", "vnet8"} {
+			before := len(h.scripts)
+			if err := n.Sync(ctx, []Lease{withIface("i-1", "10.0.0.5", iface)}, gs); err != nil {
+				t.Fatal(err)
+			}
+			if applied, want := len(h.scripts) > before, i != 2; applied != want {
+				t.Errorf("device %q: applied %v, want %v", iface, applied, want)
+			}
+		}
+		if last := h.scripts[len(h.scripts)-1]; !strings.Contains(last, `"vnet8" . 10.0.0.5`) || strings.Contains(last, `"vnet3"`) {
+			t.Errorf("last script does not filter the new device:\n%s", last)
+		}
+	})
 }

@@ -101,12 +101,14 @@ func (c Config) dhcpConfig() dhcp.Config {
 }
 
 // Lease is a private address the cluster leased to an instance, with the
-// IDs of the instance's security groups.
+// IDs of the instance's security groups and the host device of its NIC
+// on the bridge ("" while its node has not reported one).
 type Lease struct {
 	Instance string
 	MAC      net.HardwareAddr
 	IP       netip.Addr
 	Groups   []string
+	Iface    string
 }
 
 // DHCP is what the network needs of a DHCP server; *dhcp.Server is one.
@@ -286,10 +288,15 @@ func (n *Network) syncFilter(ctx context.Context, rs netfilter.Ruleset) error {
 
 // Ruleset is the packet filter for the bridge: the metadata redirect and,
 // in the MANAGED modes once groups were received, the security groups:
-// every lease is a port (known by address: nodes do not report their tap
-// devices yet) in its instance's groups. Before groups are received, and
-// in SYSTEM and STATIC mode, there are no ports and no groups, so nothing
-// is blocked (a port without groups drops its traffic).
+// every lease is a port in its instance's groups. A port whose node
+// reported the guest's host device is filtered on that device too: its
+// frames must carry the lease's MAC and address (anti-spoofing). A device
+// that is no interface name, is the bridge, or that two leases claim (a
+// stale report racing a restart) is left out, so that one bad report
+// cannot keep the whole filter from being applied; the port is then known
+// by address only until a later sync. Before groups are received, and in
+// SYSTEM and STATIC mode, there are no ports and no groups, so nothing is
+// blocked (a port without groups drops its traffic).
 func (n *Network) Ruleset(leases []Lease, groups Groups) netfilter.Ruleset {
 	rs := netfilter.Ruleset{Bridge: n.cfg.Bridge}
 	if n.cfg.Metadata.IsValid() {
@@ -299,12 +306,43 @@ func (n *Network) Ruleset(leases []Lease, groups Groups) netfilter.Ruleset {
 		return rs
 	}
 	rs.Groups = groups.Set
+	claims := map[string]int{}
+	for _, l := range leases {
+		claims[l.Iface]++
+	}
 	rs.Ports = make([]netfilter.Port, 0, len(leases))
 	for _, l := range leases {
-		rs.Ports = append(rs.Ports, netfilter.Port{Instance: l.Instance, MAC: l.MAC, IP: l.IP.Unmap(), Groups: l.Groups})
+		p := netfilter.Port{Instance: l.Instance, MAC: l.MAC, IP: l.IP.Unmap(), Groups: l.Groups}
+		if l.Iface != "" {
+			if claims[l.Iface] == 1 && IsIface(l.Iface) && l.Iface != n.cfg.Bridge && len(l.MAC) == 6 {
+				p.Iface = l.Iface
+			} else {
+				n.log.Warn("port not filtered on its device", "instance_id", l.Instance, "iface", l.Iface,
+					"claims", claims[l.Iface])
+			}
+		}
+		rs.Ports = append(rs.Ports, p)
 	}
 	slices.SortFunc(rs.Ports, func(a, b netfilter.Port) int { return a.IP.Compare(b.IP) })
 	return rs
+}
+
+// IsIface reports whether s is a Linux interface name the packet filter
+// can match: 1 to 15 letters, digits, '_', '.' and '-', starting with a
+// letter or digit.
+func IsIface(s string) bool {
+	if s == "" || len(s) > 15 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // enforcesGroups reports whether the cluster filters its guests' traffic

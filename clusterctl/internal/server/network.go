@@ -120,7 +120,7 @@ func toNetwork(ls []cluster.Lease, log *slog.Logger) []network.Lease {
 			log.Warn("lease not served by dhcp", "instance_id", l.Instance, "ip", l.IP, "mac", l.MAC)
 			continue
 		}
-		out = append(out, network.Lease{Instance: l.Instance, MAC: mac, IP: ip, Groups: l.Groups})
+		out = append(out, network.Lease{Instance: l.Instance, MAC: mac, IP: ip, Groups: l.Groups, Iface: l.Iface})
 	}
 	return out
 }

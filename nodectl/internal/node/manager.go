@@ -43,6 +43,13 @@ type Images interface {
 	Get(ctx context.Context, ref api.ImageRef) (string, error)
 }
 
+// Ifacer is a driver that reports the host-side devices of a running
+// domain's NICs (libvirt's "vnet3"), in the order the domain defines
+// them; optional.
+type Ifacer interface {
+	Ifaces(ctx context.Context, name string) ([]string, error)
+}
+
 // Manager runs a node's instances.
 type Manager struct {
 	cfg    Config
@@ -68,6 +75,9 @@ type instance struct {
 	busy   bool               // a converger runs
 	dirty  bool               // the record changed under the converger
 	cancel context.CancelFunc // preempts the converger
+	// iface is the host device of the NIC of the running domain, looked
+	// up after each start (or adoption): Status never asks the driver.
+	iface string
 }
 
 var idRE = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
@@ -388,26 +398,74 @@ func (m *Manager) step(ctx context.Context, in *instance, rec record) error {
 		if rec.State == api.Running {
 			info, err := m.drv.Inspect(ctx, id)
 			if err == nil && info.State == hypervisor.Running {
-				return nil // adopted
+				m.lookupIface(ctx, in) // adopted
+				return nil
 			}
 			m.log.Info("restarting an instance whose domain is not running", "instance_id", id)
 		}
 		if rec.State != api.Pending {
 			m.setState(in, api.Pending, nil)
 		}
+		m.mu.Lock()
+		in.iface = "" // a new boot gets a new device
+		m.mu.Unlock()
 		if err := m.prepare(ctx, in, rec); err != nil {
 			return err
 		}
 		if err := m.drv.Start(ctx, id); err != nil {
 			return fmt.Errorf("start %s: %w", id, err)
 		}
+		iface := m.iface(ctx, rec.Spec)
 		m.mu.Lock()
+		in.iface = iface
 		in.rec.State, in.rec.Since, in.rec.Reason = api.Running, time.Now().UTC(), nil
 		if err := m.saveLocked(in); err != nil {
 			m.log.Error("saving instance state", "instance_id", id, "err", err)
 		}
 		m.mu.Unlock()
 		return nil
+	}
+}
+
+// hasNIC reports whether the instance's domain has a NIC on the bridge.
+func (m *Manager) hasNIC(s api.InstanceSpec) bool { return m.cfg.Bridge != "" && s.MAC != "" }
+
+// iface looks up the host device of a running instance's NIC: "" when
+// the driver cannot tell, or the domain has no NIC. A failure is logged;
+// the watcher tries again.
+func (m *Manager) iface(ctx context.Context, s api.InstanceSpec) string {
+	f, ok := m.drv.(Ifacer)
+	if !ok || !m.hasNIC(s) {
+		return ""
+	}
+	names, err := f.Ifaces(ctx, s.ID)
+	if err != nil || len(names) == 0 {
+		if ctx.Err() == nil {
+			m.log.Warn("looking up the instance's host device", "instance_id", s.ID, "err", err)
+		}
+		return ""
+	}
+	return names[0]
+}
+
+// lookupIface refreshes the cached device of a running instance and
+// reports a change.
+func (m *Manager) lookupIface(ctx context.Context, in *instance) {
+	m.mu.Lock()
+	spec := in.rec.Spec
+	m.mu.Unlock()
+	iface := m.iface(ctx, spec)
+	if iface == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if in.iface == iface || in.rec.State != api.Running {
+		return
+	}
+	in.iface = iface
+	if err := m.saveLocked(in); err != nil {
+		m.log.Error("saving instance state", "instance_id", spec.ID, "err", err)
 	}
 }
 
@@ -545,6 +603,7 @@ func (m *Manager) check(ctx context.Context) {
 		seen[d.Name] = d.State
 	}
 	var orphans []string
+	var lookups []*instance
 	m.mu.Lock()
 	for _, d := range domains {
 		in := m.insts[d.Name]
@@ -557,6 +616,9 @@ func (m *Manager) check(ctx context.Context) {
 		r := &in.rec
 		switch {
 		case in.busy:
+		case r.State == api.Running && r.Desired == api.Running && seen[id] == hypervisor.Running && in.iface == "" &&
+			m.hasNIC(r.Spec):
+			lookups = append(lookups, in)
 		case r.State == api.Terminated && r.Cleaned && now.Sub(r.Since) > m.cfg.Keep:
 			delete(m.insts, id)
 			_ = os.RemoveAll(m.dir(id))
@@ -580,6 +642,11 @@ func (m *Manager) check(ctx context.Context) {
 		}
 	}
 	m.mu.Unlock()
+	if _, ok := m.drv.(Ifacer); ok {
+		for _, in := range lookups {
+			m.lookupIface(ctx, in)
+		}
+	}
 	for _, name := range orphans {
 		m.log.Info("destroying a domain no instance owns", "domain", name)
 		if err := m.drv.Destroy(ctx, name); err != nil {
@@ -605,8 +672,12 @@ func (m *Manager) InUse(sha string) bool {
 
 func (m *Manager) statusLocked(in *instance) api.InstanceStatus {
 	r := in.rec
-	return api.InstanceStatus{ID: r.Spec.ID, State: r.State, Reason: r.Reason, Node: m.cfg.Name, MAC: r.Spec.MAC,
+	st := api.InstanceStatus{ID: r.Spec.ID, State: r.State, Reason: r.Reason, Node: m.cfg.Name, MAC: r.Spec.MAC,
 		PrivateIP: r.Spec.PrivateIP, Type: r.Spec.Type.Name, Since: r.Since, Generation: r.Generation}
+	if r.State == api.Running {
+		st.Iface = in.iface
+	}
+	return st
 }
 
 // Status reports the node and its instances.

@@ -341,3 +341,78 @@ func TestLaunchRefusesBadSpecs(t *testing.T) {
 		}
 	}
 }
+
+// plain is a driver without the optional Ifacer.
+type plain struct{ hypervisor.Driver }
+
+func TestReportsIface(t *testing.T) {
+	ctx := context.Background()
+	ifaces := func(r *rig, id string) []string {
+		t.Helper()
+		names, err := r.hv.Driver("node-1").Ifaces(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	t.Run("running, stopped, started again, adopted", func(t *testing.T) {
+		r := newRig(t)
+		s := spec()
+		r.launch(s)
+		st := r.wait(s.ID, api.Running)
+		first := ifaces(r, s.ID)
+		if len(first) != 1 || st.Iface != first[0] {
+			t.Fatalf("running: iface %q, driver has %v", st.Iface, first)
+		}
+		if _, err := r.m.Act(ctx, s.ID, api.VerbStop, api.ActionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if st := r.wait(s.ID, api.Stopped); st.Iface != "" {
+			t.Errorf("stopped: iface %q, want none", st.Iface)
+		}
+		if _, err := r.m.Act(ctx, s.ID, api.VerbStart, api.ActionRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		st = r.wait(s.ID, api.Running)
+		second := ifaces(r, s.ID)
+		if len(second) != 1 || st.Iface != second[0] || st.Iface == first[0] {
+			t.Errorf("restarted: iface %q, driver has %v, first boot had %v", st.Iface, second, first)
+		}
+		r.m.Close()
+		r.m = r.start()
+		for st = r.status(s.ID); st.Iface == ""; st = r.status(s.ID) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if st.State != api.Running || st.Iface != second[0] || r.hv.Boots(s.ID) != 2 {
+			t.Errorf("adopted: %+v, %d boots, want iface %s", st, r.hv.Boots(s.ID), second[0])
+		}
+	})
+	t.Run("no nic", func(t *testing.T) {
+		r := newRig(t)
+		s := spec()
+		s.MAC = ""
+		r.launch(s)
+		if st := r.wait(s.ID, api.Running); st.Iface != "" {
+			t.Errorf("iface %q for a domain without a NIC", st.Iface)
+		}
+	})
+	t.Run("driver cannot tell", func(t *testing.T) {
+		r := newRig(t)
+		r.m.Close()
+		m, err := New(Config{Name: "node-1", Dir: t.TempDir(), Bridge: "br0", Poll: 10 * time.Millisecond},
+			plain{r.hv.Driver("node-1")}, r.im, disks.Sparse{}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		r.m = m
+		s := spec()
+		r.launch(s)
+		if st := r.wait(s.ID, api.Running); st.Iface != "" {
+			t.Errorf("iface %q from a driver without Ifaces", st.Iface)
+		}
+	})
+}

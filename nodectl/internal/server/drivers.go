@@ -10,6 +10,14 @@ import (
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor"
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor/fake"
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor/libvirt"
+	"github.com/koala-cloud/koala/nodectl/internal/node"
+)
+
+// Both drivers report their guests' host devices (the anti-spoofing
+// filter matches them).
+var (
+	_ node.Ifacer = (*fake.Driver)(nil)
+	_ node.Ifacer = (*libvirt.Driver)(nil)
 )
 
 // openDriver returns the hypervisor driver the configuration names and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -32,12 +33,14 @@ type Hypervisor struct {
 
 	mu      sync.Mutex
 	domains map[string]*domain
+	taps    int // devices made, for the next device's name
 }
 
 type domain struct {
 	def   hypervisor.Domain
 	state hypervisor.State
 	boots int
+	taps  []string // the NICs' host devices while running
 }
 
 // New returns an empty hypervisor.
@@ -61,7 +64,7 @@ func (h *Hypervisor) Crash(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if d := h.domains[name]; d != nil {
-		d.state = hypervisor.Shutoff
+		d.state, d.taps = hypervisor.Shutoff, nil
 	}
 }
 
@@ -130,6 +133,11 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 	}
 	dom.state = hypervisor.Running
 	dom.boots++
+	dom.taps = nil
+	for range dom.def.NICs {
+		dom.taps = append(dom.taps, fmt.Sprintf("vnet%d", d.h.taps))
+		d.h.taps++
+	}
 	def := dom.def
 	d.h.mu.Unlock()
 	if def.ConsolePath == "" {
@@ -156,6 +164,7 @@ func (d *Driver) Stop(ctx context.Context, name string, grace time.Duration) err
 		return err
 	}
 	dom.state = hypervisor.Shutoff
+	dom.taps = nil
 	return nil
 }
 
@@ -213,4 +222,17 @@ func (d *Driver) List(ctx context.Context) ([]hypervisor.Info, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// Ifaces reports the host devices of a running domain's NICs: like
+// libvirt, each start gives every NIC a new device, vnet0, vnet1, ... in
+// the order of starts on the hypervisor. A domain that is off has none.
+func (d *Driver) Ifaces(ctx context.Context, name string) ([]string, error) {
+	d.h.mu.Lock()
+	defer d.h.mu.Unlock()
+	dom, err := d.mine(name)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(dom.taps), nil
 }

@@ -361,3 +361,30 @@ func parseOwner(metadata string) (string, error) {
 	}
 	return o.Owner, nil
 }
+
+// liveIfaces is the part of an active domain's XML that names the host
+// devices of its NICs.
+type liveIfaces struct {
+	Interfaces []struct {
+		Target struct {
+			Dev string `xml:"dev,attr"`
+		} `xml:"target"`
+	} `xml:"devices>interface"`
+}
+
+// parseIfaces returns the host devices (<interface><target dev=.../>) of
+// the NICs of a domain's live XML, in the domain's order; a NIC without
+// one is left out.
+func parseIfaces(domainXML string) ([]string, error) {
+	var d liveIfaces
+	if err := xml.Unmarshal([]byte(domainXML), &d); err != nil {
+		return nil, fmt.Errorf("domain xml: %w", err)
+	}
+	var out []string
+	for _, i := range d.Interfaces {
+		if i.Target.Dev != "" {
+			out = append(out, i.Target.Dev)
+		}
+	}
+	return out, nil
+}

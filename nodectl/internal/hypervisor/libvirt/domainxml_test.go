@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -196,5 +197,29 @@ func TestParseOwner(t *testing.T) {
 	}
 	if _, err := parseOwner(`<other/>`); err == nil {
 		t.Errorf("parseOwner of another element: no error")
+	}
+}
+
+func TestParseIfaces(t *testing.T) {
+	for _, tc := range []struct {
+		name, xml string
+		want      []string
+		err       bool
+	}{
+		{name: "live", xml: `<domain type='kvm' id='7'><name>i-1</name><devices>
+<disk type='file'><target dev='vda' bus='virtio'/></disk>
+<interface type='bridge'><mac address='d0:0d:0a:00:00:05'/><source bridge='kbr0'/><target dev='vnet3'/><model type='virtio'/></interface>
+<interface type='bridge'><mac address='d0:0d:0a:00:00:06'/><source bridge='kbr0'/><target dev='vnet4'/></interface>
+</devices></domain>`, want: []string{"vnet3", "vnet4"}},
+		{name: "inactive: no target", xml: `<domain><devices><interface type='bridge'><source bridge='kbr0'/></interface></devices></domain>`},
+		{name: "no nic", xml: `<domain><devices><disk type='file'><target dev='vda'/></disk></devices></domain>`},
+		{name: "not xml", xml: `<domain`, err: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseIfaces(tc.xml)
+			if (err != nil) != tc.err || !slices.Equal(got, tc.want) {
+				t.Errorf("parseIfaces = %v, %v; want %v (error %v)", got, err, tc.want, tc.err)
+			}
+		})
 	}
 }

@@ -470,6 +470,37 @@ func (d *Driver) Inspect(ctx context.Context, name string) (hypervisor.Info, err
 	return info, err
 }
 
+// Ifaces reports the host devices libvirt made for a running domain's
+// NICs (vnet0, ...), read from its live XML; a domain that is off has
+// none.
+func (d *Driver) Ifaces(ctx context.Context, name string) ([]string, error) {
+	var out []string
+	err := d.do(ctx, func(c *libvirt.Connect) error {
+		out = nil
+		dom, err := d.lookup(c, "ifaces", name)
+		if err != nil {
+			return err
+		}
+		defer dom.Free()
+		active, err := dom.IsActive()
+		if err != nil {
+			return opError("ifaces", name, err)
+		}
+		if !active {
+			return nil
+		}
+		desc, err := dom.GetXMLDesc(0)
+		if err != nil {
+			return opError("ifaces", name, err)
+		}
+		if out, err = parseIfaces(desc); err != nil {
+			return fmt.Errorf("ifaces %s: %w", name, err)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // List reports the owner's domains, by name.
 func (d *Driver) List(ctx context.Context) ([]hypervisor.Info, error) {
 	var out []hypervisor.Info
