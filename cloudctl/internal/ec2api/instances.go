@@ -176,13 +176,6 @@ type instanceItem struct {
 	UsageOperation     string              `xml:"usageOperation"`
 }
 
-type reservationXML struct {
-	ReservationID string         `xml:"reservationId"`
-	OwnerID       string         `xml:"ownerId"`
-	Groups        []groupItem2   `xml:"groupSet>item"`
-	Instances     []instanceItem `xml:"instancesSet>item"`
-}
-
 // privateDNS is the instance's private host name, as EC2 forms it.
 func (a *API) privateDNS(ip string) string { return instances.PrivateDNS(ip, a.cfg.Regions[0].Name) }
 
@@ -214,27 +207,10 @@ func (a *API) instanceXML(in instances.Instance, ts []tags.Tag) instanceItem {
 	return item
 }
 
-// reservations groups instances, in order, by reservation.
-func (a *API) reservations(ins []instances.Instance, tagsOf map[string][]tags.Tag) []reservationXML {
-	out := []reservationXML{}
-	index := map[string]int{}
-	for _, in := range ins {
-		i, ok := index[in.Reservation]
-		if !ok {
-			i = len(out)
-			index[in.Reservation] = i
-			r := reservationXML{ReservationID: in.Reservation, OwnerID: in.Owner, Groups: []groupItem2{}}
-			out = append(out, r)
-		}
-		out[i].Instances = append(out[i].Instances, a.instanceXML(in, tagsOf[in.ID]))
-	}
-	return out
-}
-
 // --- RunInstances ---------------------------------------------------------
 
 type runResult struct {
-	reservationXML
+	reservationRaw
 }
 
 // launch is a validated RunInstances request.
@@ -521,11 +497,13 @@ func (a *API) run(rq *request, l launch) (runResult, error) {
 	for _, in := range placed {
 		tagsOf[in.ID] = l.tags
 	}
-	rs := a.reservations(placed, tagsOf)
+	rs, err := a.renderReservations(placed, tagsOf, nil)
+	if err != nil {
+		return runResult{}, err
+	}
 	if len(rs) == 0 {
 		return runResult{}, errors.New("the cluster took no instances and reported no error")
 	}
-	rs[0].Groups = rs[0].Instances[0].Groups
 	return runResult{rs[0]}, nil
 }
 
@@ -572,11 +550,6 @@ func (a *API) instanceAttrs(in instances.Instance) attrs {
 	}
 	at["instance.group-id"], at["instance.group-name"] = at["group-id"], at["group-name"]
 	return at
-}
-
-type describeInstancesResult struct {
-	Reservations []reservationXML `xml:"reservationSet>item"`
-	NextToken    string           `xml:"nextToken,omitempty"`
 }
 
 // selectInstances returns the account's instances that ids (all must
@@ -677,7 +650,11 @@ func (a *API) describeInstances(rq *request) (any, error) {
 	if err := rq.ready(); err != nil {
 		return nil, err
 	}
-	return a.renderReservations(page, tagsOf, versionOf, next)
+	rs, err := a.renderReservations(page, tagsOf, versionOf)
+	if err != nil {
+		return nil, err
+	}
+	return describeInstancesRaw{Reservations: rs, NextToken: next}, nil
 }
 
 // describeInstancesRaw is DescribeInstancesResponse with each
@@ -752,9 +729,10 @@ func (a *API) itemXML(in instances.Instance, ts []tags.Tag, version uint64) ([]b
 }
 
 // renderReservations groups instances, in order, by reservation, with
-// their items encoded through the cache.
-func (a *API) renderReservations(ins []instances.Instance, tagsOf map[string][]tags.Tag, versionOf map[string]uint64, next string) (any, error) {
-	out := describeInstancesRaw{Reservations: []reservationRaw{}, NextToken: next}
+// their items encoded through the cache (a version of 0, or a nil
+// versionOf, encodes without it).
+func (a *API) renderReservations(ins []instances.Instance, tagsOf map[string][]tags.Tag, versionOf map[string]uint64) ([]reservationRaw, error) {
+	out := []reservationRaw{}
 	index := map[string]int{}
 	items := make([][]byte, len(ins))
 	size := map[string]int{}
@@ -769,16 +747,16 @@ func (a *API) renderReservations(ins []instances.Instance, tagsOf map[string][]t
 	for k, in := range ins {
 		i, ok := index[in.Reservation]
 		if !ok {
-			i = len(out.Reservations)
+			i = len(out)
 			index[in.Reservation] = i
 			r := reservationRaw{ReservationID: in.Reservation, OwnerID: in.Owner, Groups: []groupItem2{}}
 			for _, g := range in.Groups {
 				r.Groups = append(r.Groups, groupItem2{g.ID, g.Name})
 			}
 			r.Instances.Inner = make([]byte, 0, size[in.Reservation])
-			out.Reservations = append(out.Reservations, r)
+			out = append(out, r)
 		}
-		out.Reservations[i].Instances.Inner = append(out.Reservations[i].Instances.Inner, items[k]...)
+		out[i].Instances.Inner = append(out[i].Instances.Inner, items[k]...)
 	}
 	return out, nil
 }
