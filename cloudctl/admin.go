@@ -37,6 +37,7 @@ type backend interface {
 	Clusters(ctx context.Context) ([]clusters.Cluster, error)
 	RegisterCluster(ctx context.Context, zone, url string) error
 	DeregisterCluster(ctx context.Context, zone string) error
+	SetClusterAddresses(ctx context.Context, zone string, pool []string, auto bool) error
 	ComponentKey(ctx context.Context, name string) (admin.ComponentKey, error)
 }
 
@@ -78,6 +79,7 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	cores := fl.Int("cores", 0, "cores (vmtype set)")
 	memory := fl.Int("memory", 0, "memory in MiB (vmtype set)")
 	disk := fl.Int("disk", 0, "disk in GiB (vmtype set)")
+	autoIP := fl.Bool("auto-public-ip", false, "give instances a public address at launch (cluster addresses)")
 	outFile := fl.String("o", "", "write the key to this file, mode 0600 (component-key)")
 	// Verbs and names come first, flags after them.
 	var words []string
@@ -186,6 +188,10 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		printJSON(stdout, cs)
 	case len(words) == 3 && words[0] == "cluster" && words[1] == "deregister":
 		if err := b.DeregisterCluster(ctx, words[2]); err != nil {
+			return fail(err)
+		}
+	case len(words) >= 3 && words[0] == "cluster" && words[1] == "addresses":
+		if err := b.SetClusterAddresses(ctx, words[2], words[3:], *autoIP); err != nil {
 			return fail(err)
 		}
 	case len(words) == 2 && words[0] == "component-key":

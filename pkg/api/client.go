@@ -122,6 +122,12 @@ func (c *Client) PutGroups(ctx context.Context, in GroupsRequest) error {
 	return c.do(ctx, http.MethodPut, PathGroups, in, &struct{}{})
 }
 
+// PutAddresses hands a cluster its public addresses and the instances
+// they reach.
+func (c *Client) PutAddresses(ctx context.Context, in AddressesRequest) error {
+	return c.do(ctx, http.MethodPut, PathAddresses, in, &struct{}{})
+}
+
 // PushNodeStatus reports a node's status to its cluster.
 func (c *Client) PushNodeStatus(ctx context.Context, st NodeStatus) error {
 	return c.do(ctx, http.MethodPost, PathNodes+url.PathEscape(st.Name)+"/status", st, &struct{}{})

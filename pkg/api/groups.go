@@ -29,3 +29,23 @@ type GroupsRequest struct {
 
 // PathGroups is where cloudctl puts a cluster's security groups.
 const PathGroups = "/internal/v1/groups"
+
+// AddressMapping is a public address from a cluster's pool and the
+// instance it reaches.
+type AddressMapping struct {
+	PublicIP   string `json:"public_ip"`
+	InstanceID string `json:"instance_id"`
+}
+
+// AddressesRequest is the whole set of a cluster's public addresses
+// (PUT PathAddresses): Pool is the cluster's pool as the administrator
+// wrote it (see package ippool), Addresses those associated with its
+// instances. An address of the pool that is not in Addresses reaches no
+// one.
+type AddressesRequest struct {
+	Pool      []string         `json:"pool"`
+	Addresses []AddressMapping `json:"addresses"`
+}
+
+// PathAddresses is where cloudctl puts a cluster's public addresses.
+const PathAddresses = "/internal/v1/addresses"

@@ -77,6 +77,16 @@ var codes = map[string]status{
 	"XAmzContentSHA256Mismatch":                      {http.StatusBadRequest, "The provided 'x-amz-content-sha256' header does not match what was computed."},
 
 	// EC2 (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
+	"AddressLimitExceeded":                {http.StatusBadRequest, "The maximum number of addresses has been reached."},
+	"InsufficientAddressCapacity":         {http.StatusInternalServerError, "Not enough available addresses to satisfy your minimum request."},
+	"InvalidAddress.NotFound":             {http.StatusBadRequest, "The specified Elastic IP address cannot be found."},
+	"InvalidAllocationID.Malformed":       {http.StatusBadRequest, "The allocation ID is malformed."},
+	"InvalidAllocationID.NotFound":        {http.StatusBadRequest, "The allocation ID does not exist."},
+	"InvalidAssociationID.Malformed":      {http.StatusBadRequest, "The association ID is malformed."},
+	"InvalidAssociationID.NotFound":       {http.StatusBadRequest, "The association ID does not exist."},
+	"InvalidIPAddress.InUse":              {http.StatusBadRequest, "The IP address is already in use."},
+	"InvalidNetworkInterfaceID.NotFound":  {http.StatusBadRequest, "The network interface ID does not exist."},
+	"Resource.AlreadyAssociated":          {http.StatusBadRequest, "The resource is already associated."},
 	"CannotDelete":                        {http.StatusBadRequest, "The resource cannot be deleted."},
 	"FilterLimitExceeded":                 {http.StatusBadRequest, "The request uses too many filters or too many filter values."},
 	"IncompleteSignature":                 {http.StatusBadRequest, "The request signature does not conform to AWS standards."},

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
@@ -42,10 +43,31 @@ func (s *Service) Clusters(ctx context.Context) ([]clusters.Cluster, error) {
 	return out, err
 }
 
-// RegisterCluster registers the cluster controller of a zone at url.
+// RegisterCluster registers the cluster controller of a zone at url; a
+// zone registered again keeps its address pool.
 func (s *Service) RegisterCluster(ctx context.Context, zone, url string) error {
 	return s.db.Commit(func(tx *store.Tx) error {
-		return clusters.Put(tx, clusters.Cluster{Zone: zone, URL: url, Registered: time.Now().UTC()})
+		c, err := clusters.Get(tx, zone)
+		if err != nil && !errors.Is(err, clusters.ErrNotFound) {
+			return err
+		}
+		c.Zone, c.URL, c.Registered = zone, url, time.Now().UTC()
+		return clusters.Put(tx, c)
+	})
+}
+
+// SetClusterAddresses sets a zone's pool of public addresses (see
+// ippool.Parse) and whether its instances get one at launch.
+// Addresses in use stay theirs' until released, even when the pool no
+// longer holds them.
+func (s *Service) SetClusterAddresses(ctx context.Context, zone string, pool []string, auto bool) error {
+	return s.db.Commit(func(tx *store.Tx) error {
+		c, err := clusters.Get(tx, zone)
+		if err != nil {
+			return err
+		}
+		c.PublicIPs, c.AutoPublicIP = pool, auto
+		return clusters.Put(tx, c)
 	})
 }
 

@@ -92,6 +92,16 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 		}
 		reply(w, struct{}{}, s.RegisterCluster(r.Context(), r.PathValue("zone"), req.URL))
 	})
+	mux.HandleFunc("PUT /admin/clusters/{zone}/addresses", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Pool []string
+			Auto bool
+		}
+		if !adminsock.Decode(w, r, &req) {
+			return
+		}
+		reply(w, struct{}{}, s.SetClusterAddresses(r.Context(), r.PathValue("zone"), req.Pool, req.Auto))
+	})
 	mux.HandleFunc("DELETE /admin/clusters/{zone}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{}, s.DeregisterCluster(r.Context(), r.PathValue("zone")))
 	})
@@ -219,6 +229,15 @@ func (c *Client) Clusters(ctx context.Context) ([]clusters.Cluster, error) {
 // RegisterCluster is Service.RegisterCluster over the socket.
 func (c *Client) RegisterCluster(ctx context.Context, zone, u string) error {
 	return c.sock.Call(ctx, "PUT", "/admin/clusters/"+url.PathEscape(zone), map[string]string{"URL": u}, &struct{}{})
+}
+
+// SetClusterAddresses is Service.SetClusterAddresses over the socket.
+func (c *Client) SetClusterAddresses(ctx context.Context, zone string, pool []string, auto bool) error {
+	req := struct {
+		Pool []string
+		Auto bool
+	}{pool, auto}
+	return c.sock.Call(ctx, "PUT", "/admin/clusters/"+url.PathEscape(zone)+"/addresses", req, &struct{}{})
 }
 
 // DeregisterCluster is Service.DeregisterCluster over the socket.

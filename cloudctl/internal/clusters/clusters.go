@@ -5,12 +5,14 @@ package clusters
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"sort"
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/ippool"
 	"github.com/koala-cloud/koala/pkg/store"
 )
 
@@ -25,7 +27,16 @@ type Cluster struct {
 	Zone       string    `json:"zone"`
 	URL        string    `json:"url"`
 	Registered time.Time `json:"registered"`
+	// PublicIPs is the zone's pool of public addresses as the
+	// administrator wrote it (see ippool.Parse).
+	PublicIPs []string `json:"public_ips,omitempty"`
+	// AutoPublicIP gives each instance a public address from the pool at
+	// launch.
+	AutoPublicIP bool `json:"auto_public_ip,omitempty"`
 }
+
+// Pool returns the zone's public addresses.
+func (c Cluster) Pool() ([]netip.Addr, error) { return ippool.Parse(c.PublicIPs) }
 
 var zoneRE = regexp.MustCompile(`^[a-z0-9][a-z0-9\-]{0,62}$`)
 
@@ -36,6 +47,9 @@ func Put(tx *store.Tx, c Cluster) error {
 	}
 	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%w: url %q", ErrInvalid, c.URL)
+	}
+	if _, err := c.Pool(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if old, err := Get(tx, c.Zone); err == nil {
 		c.Registered = old.Registered

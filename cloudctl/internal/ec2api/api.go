@@ -149,6 +149,12 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 		"DescribeInstanceAttribute": a.describeInstanceAttribute,
 		"ModifyInstanceAttribute":   a.modifyInstanceAttribute,
 
+		"AllocateAddress":     a.allocateAddress,
+		"AssociateAddress":    a.associateAddress,
+		"DisassociateAddress": a.disassociateAddress,
+		"ReleaseAddress":      a.releaseAddress,
+		"DescribeAddresses":   a.describeAddresses,
+
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,
 		"DescribeTags": a.describeTags,

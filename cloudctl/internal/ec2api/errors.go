@@ -1,6 +1,7 @@
 package ec2api
 
 import (
+	"github.com/koala-cloud/koala/cloudctl/internal/addresses"
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypair"
@@ -34,6 +35,18 @@ var rules = []awserr.Rule{
 	{Err: instances.ErrState, Code: "IncorrectInstanceState", Detail: true},
 	{Err: instances.ErrCapacity, Code: "InsufficientInstanceCapacity", Detail: true},
 	{Err: instances.ErrZone, Code: "InvalidParameterValue", Detail: true},
+	{Err: instances.ErrAddressZone, Code: "InvalidParameterCombination", Detail: true},
+
+	{Err: addresses.ErrNotFound, Code: "InvalidAddress.NotFound", Detail: true},
+	{Err: addresses.ErrNoAllocation, Code: "InvalidAllocationID.NotFound", Detail: true},
+	{Err: addresses.ErrNoAssociation, Code: "InvalidAssociationID.NotFound", Detail: true},
+	{Err: addresses.ErrLimit, Code: "AddressLimitExceeded", Detail: true},
+	{Err: addresses.ErrNoCapacity, Code: "InsufficientAddressCapacity", Detail: true},
+	{Err: addresses.ErrInvalid, Code: "InvalidParameterValue", Detail: true},
+	{Err: addresses.ErrInUse, Code: "InvalidIPAddress.InUse", Detail: true},
+	{Err: addresses.ErrAssociated, Code: "Resource.AlreadyAssociated", Detail: true},
+	{Err: addresses.ErrUnavailableHere, Code: "InvalidParameterValue", Detail: true},
+
 	{Err: tags.ErrTooMany, Code: "TagLimitExceeded", Detail: true},
 	{Err: tags.ErrBadKey, Code: "InvalidParameterValue", Detail: true},
 	{Err: tags.ErrBadValue, Code: "InvalidParameterValue", Detail: true},

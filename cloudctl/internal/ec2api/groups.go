@@ -101,7 +101,7 @@ func (a *API) deleteSecurityGroup(rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.kickGroups()
+	a.kickNetwork()
 	return deleteGroupResult{Return: true, GroupID: id}, nil
 }
 
@@ -259,7 +259,7 @@ func (a *API) authorize(egress bool) action {
 		if err != nil {
 			return nil, err
 		}
-		a.kickGroups()
+		a.kickNetwork()
 		out := authorizeResult{Return: true}
 		for _, r := range added {
 			item := ruleItem{ID: r.ID, GroupID: g.ID, GroupOwner: g.Owner, IsEgress: egress, IpProtocol: r.Protocol,
@@ -309,7 +309,7 @@ func (a *API) revoke(egress bool) action {
 		if err != nil {
 			return nil, err
 		}
-		a.kickGroups()
+		a.kickNetwork()
 		return returnResult{true}, nil
 	}
 }

@@ -37,16 +37,16 @@ type Fleet interface {
 	Console(ctx context.Context, account, id string) (api.ConsoleOutput, error)
 	Resources(ctx context.Context, types []api.VMType) ([]instances.ZoneResources, error)
 	Zones() ([]string, error)
-	// KickGroups makes the clusters get their security groups soon,
+	// KickNetwork makes the clusters get their security groups soon,
 	// after a group or which instances run changed. It never blocks.
-	KickGroups()
+	KickNetwork()
 }
 
-// kickGroups tells the fleet, when there is one, that security groups
+// kickNetwork tells the fleet, when there is one, that security groups
 // or their members changed.
-func (a *API) kickGroups() {
+func (a *API) kickNetwork() {
 	if a.fleet != nil {
-		a.fleet.KickGroups()
+		a.fleet.KickNetwork()
 	}
 }
 
@@ -159,6 +159,7 @@ type instanceItem struct {
 	RamdiskID          string              `xml:"ramdiskId,omitempty"`
 	Monitoring         monitoringXML       `xml:"monitoring"`
 	PrivateIP          string              `xml:"privateIpAddress,omitempty"`
+	PublicIP           string              `xml:"ipAddress,omitempty"`
 	Groups             []groupItem2        `xml:"groupSet>item"`
 	StateReason        *stateReason        `xml:"stateReason"`
 	Architecture       string              `xml:"architecture"`
@@ -185,7 +186,8 @@ func (a *API) instanceXML(in instances.Instance, ts []tags.Tag) instanceItem {
 		PrivateDNSName: a.privateDNS(in.PrivateIP), Reason: in.Transition, KeyName: in.KeyName, LaunchIndex: in.LaunchIndex,
 		InstanceType: in.Type.Name, LaunchTime: ec2query.Time{Time: in.Launched},
 		Placement:  placementXML{AvailabilityZone: in.Zone, Tenancy: "default"},
-		Monitoring: monitoringXML{"disabled"}, PrivateIP: in.PrivateIP, Groups: []groupItem2{},
+		Monitoring: monitoringXML{"disabled"}, PrivateIP: in.PrivateIP, PublicIP: in.PublicIP, DNSName: in.PublicIP,
+		Groups: []groupItem2{},
 		Architecture: "x86_64", RootDeviceType: "instance-store", RootDeviceName: "/dev/sda1",
 		VirtualizationType: "paravirtual", ClientToken: in.ClientToken, Tags: tagSet(ts), Hypervisor: "xen",
 		CPUOptions:      cpuOptionsXML{CoreCount: in.Type.Cores, ThreadsPerCore: 1},
@@ -474,9 +476,9 @@ func (a *API) run(rq *request, l launch) (runResult, error) {
 	}
 	// The groups reach the cluster while it takes the instances, and
 	// again once it has: those it did not take are gone.
-	a.fleet.KickGroups()
+	a.fleet.KickNetwork()
 	placed, err := a.fleet.Place(ctx, zone, ids, l.min)
-	a.fleet.KickGroups()
+	a.fleet.KickNetwork()
 	if errors.Is(err, instances.ErrCapacity) {
 		_ = a.update(func(tx *store.Tx) error {
 			for _, id := range ids {
@@ -523,7 +525,7 @@ var instanceFilters = []string{
 func (a *API) instanceAttrs(in instances.Instance) attrs {
 	at := attrs{
 		"architecture": {"x86_64"}, "availability-zone": {in.Zone}, "client-token": {in.ClientToken},
-		"dns-name": {""}, "hypervisor": {"xen"}, "image-id": {in.Image.ID}, "instance-id": {in.ID},
+		"dns-name": {in.PublicIP}, "ip-address": {in.PublicIP}, "hypervisor": {"xen"}, "image-id": {in.Image.ID}, "instance-id": {in.ID},
 		"instance-state-code": {strconv.Itoa(api.StateCode(in.State))}, "instance-state-name": {in.State},
 		"instance-type": {in.Type.Name}, "key-name": {in.KeyName}, "launch-index": {strconv.Itoa(in.LaunchIndex)},
 		"launch-time": {in.Launched.UTC().Format(ec2query.TimeLayout)}, "monitoring-state": {"disabled"},
@@ -905,7 +907,7 @@ func (a *API) terminateInstances(rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.fleet.KickGroups()
+	a.fleet.KickNetwork()
 	return terminateResult{changeItems(cs)}, nil
 }
 

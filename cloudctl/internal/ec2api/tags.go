@@ -2,6 +2,7 @@ package ec2api
 
 import (
 	"errors"
+	"github.com/koala-cloud/koala/cloudctl/internal/addresses"
 	"strings"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
@@ -23,6 +24,8 @@ var resourceTypes = map[string]string{
 	"aki": "image",
 	"ari": "image",
 	"i":   "instance",
+
+	"eipalloc": "elastic-ip",
 }
 
 func resourceType(id string) string {
@@ -44,6 +47,9 @@ func checkResource(tx *store.Tx, account, id string) error {
 		return err
 	case "instance":
 		_, err := instances.Owned(tx, account, id)
+		return err
+	case "elastic-ip":
+		_, err := addresses.ByAllocation(tx, account, id)
 		return err
 	case "image":
 		img, err := images.Visible(tx, account, id)

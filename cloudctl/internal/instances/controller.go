@@ -61,13 +61,13 @@ type Controller struct {
 	cursor int // round-robin over zones
 	kick   chan struct{}
 
-	groups groupSync
+	netsync networkSync
 }
 
 // New returns a controller over cloudctl's database.
 func New(db *store.DB, cfg Config, log *slog.Logger) *Controller {
 	cfg.defaults()
-	return &Controller{db: db, cfg: cfg, log: log, kick: make(chan struct{}, 1), groups: groupSync{
+	return &Controller{db: db, cfg: cfg, log: log, kick: make(chan struct{}, 1), netsync: networkSync{
 		sent: map[string][sha256.Size]byte{}, busy: map[string]bool{}, redo: map[string]bool{}, kick: make(chan struct{}, 1),
 	}}
 }
@@ -277,6 +277,9 @@ func (c *Controller) placed(ids []string, took []api.InstanceSpec, drop bool) ([
 			}
 			in.Placed = true
 			in.Node, in.MAC, in.PrivateIP = s.Node, s.MAC, s.PrivateIP
+			if err := autoAssign(tx, &in, time.Now()); err != nil {
+				return err
+			}
 			if err := Put(tx, in); err != nil {
 				return err
 			}

@@ -60,6 +60,7 @@ type fakeCluster struct {
 	groups     []api.GroupsRequest
 	groupsErr  *fakeErr
 	groupTries int
+	addrs      []api.AddressesRequest // bodies of the PUTs of the addresses
 	acts       []string // "id verb"
 	types      map[string]string
 }
@@ -75,6 +76,7 @@ func newFakeCluster(t *testing.T, zone string) *fakeCluster {
 	mux.HandleFunc("GET "+api.PathInstances+"/{id}/console", f.console)
 	mux.HandleFunc("POST "+api.PathInstances+"/{id}/{verb}", f.act)
 	mux.HandleFunc("PUT "+api.PathGroups, f.putGroups)
+	mux.HandleFunc("PUT "+api.PathAddresses, f.putAddresses)
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -129,6 +131,24 @@ func (f *fakeCluster) putGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	f.groups = append(f.groups, req)
 	reply(w, struct{}{})
+}
+
+func (f *fakeCluster) putAddresses(w http.ResponseWriter, r *http.Request) {
+	var req api.AddressesRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		fail(w, errInvalid)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.addrs = append(f.addrs, req)
+	reply(w, struct{}{})
+}
+
+func (f *fakeCluster) gotAddresses() []api.AddressesRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.addrs)
 }
 
 func fail(w http.ResponseWriter, e *fakeErr) {

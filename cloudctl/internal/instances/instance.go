@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/koala-cloud/koala/cloudctl/internal/addresses"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/store"
@@ -49,8 +50,12 @@ type Instance struct {
 	Node        string        `json:"node,omitempty"`
 	MAC         string        `json:"mac,omitempty"`
 	PrivateIP   string        `json:"private_ip,omitempty"`
-	State       string        `json:"state"`
-	Reason      *api.Reason   `json:"reason,omitempty"`
+	// PublicIP is the address from the zone's pool the instance is
+	// reached at (see package addresses); the address record names the
+	// instance too, and both change in one transaction.
+	PublicIP string      `json:"public_ip,omitempty"`
+	State    string      `json:"state"`
+	Reason   *api.Reason `json:"reason,omitempty"`
 	// Transition is EC2's StateTransitionReason, e.g. "User initiated
 	// (2026-11-22 10:00:00 GMT)".
 	Transition string    `json:"transition,omitempty"`
@@ -93,8 +98,18 @@ func PrivateDNS(ip, region string) string {
 // Final reports whether the instance is gone for good.
 func (in Instance) Final() bool { return in.State == api.Terminated }
 
-// Put stores an instance.
-func Put(tx *store.Tx, in Instance) error { return tx.Put(state.Instances, []byte(in.ID), in) }
+// Put stores an instance. An instance that is gone lets go of its public
+// address: one given at launch returns to the pool, an elastic one stays
+// with its account, unassociated.
+func Put(tx *store.Tx, in Instance) error {
+	if in.Final() && in.PublicIP != "" {
+		if err := addresses.Unbind(tx, in.PublicIP, in.ID); err != nil {
+			return err
+		}
+		in.PublicIP = ""
+	}
+	return tx.Put(state.Instances, []byte(in.ID), in)
+}
 
 // Get returns an instance.
 func Get(tx *store.Tx, id string) (Instance, error) {
@@ -115,8 +130,23 @@ func Owned(tx *store.Tx, account, id string) (Instance, error) {
 	return in, err
 }
 
-// Delete forgets an instance.
-func Delete(tx *store.Tx, id string) error { return tx.Delete(state.Instances, []byte(id)) }
+// Delete forgets an instance, letting go of its public address as Put
+// does.
+func Delete(tx *store.Tx, id string) error {
+	in, err := Get(tx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if in.PublicIP != "" {
+		if err := addresses.Unbind(tx, in.PublicIP, in.ID); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(state.Instances, []byte(id))
+}
 
 // All returns every instance (of one account when account is not
 // empty), by launch time, reservation and launch index.

@@ -102,16 +102,16 @@ func applyTx(tx *store.Tx, zone string, st api.InstanceStatus) (Instance, bool, 
 
 // Run reconciles every Poll (and when kicked), and hands the clusters
 // their security groups after each reconcile and shortly after each
-// KickGroups, until ctx ends.
+// KickNetwork, until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { c.runGroups(ctx) })
+	wg.Go(func() { c.runNetwork(ctx) })
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
 	for {
 		c.reconcile(ctx)
-		c.SyncGroups(ctx)
+		c.SyncNetwork(ctx)
 		select {
 		case <-ctx.Done():
 			return

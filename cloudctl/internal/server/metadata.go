@@ -77,6 +77,9 @@ func metadataOf(in instances.Instance, region string) metadata.Instance {
 	if ip, err := netip.ParseAddr(in.PrivateIP); err == nil {
 		m.PrivateIP = ip
 	}
+	if ip, err := netip.ParseAddr(in.PublicIP); err == nil {
+		m.PublicIP = ip
+	}
 	for _, g := range in.Groups {
 		m.SecurityGroups = append(m.SecurityGroups, g.Name)
 	}

@@ -18,11 +18,12 @@ const (
 	Instances    = "instances"     // instance ID -> instances.Instance
 	VMTypes      = "vm_types"      // type name -> api.VMType (defaults when empty)
 	Clusters     = "clusters"      // zone -> clusters.Cluster
+	Addresses    = "addresses"     // public IPv4 (4 bytes) -> addresses.Address
 )
 
 // Schema is cloudctl's database schema.
 var Schema = store.Schema{
 	Version: 1,
 	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency, Certs, Images,
-		Instances, VMTypes, Clusters},
+		Instances, VMTypes, Clusters, Addresses},
 }

@@ -56,10 +56,10 @@ type Options struct {
 	// for a leased instance (Leases has the new set). It runs on the
 	// change's path, so it must not block.
 	LeasesChanged func()
-	// GroupsChanged, when set, is called after SetGroups committed a new
-	// set (Groups has it). It must not block.
-	GroupsChanged func()
-	Log           *slog.Logger
+	// NetworkChanged, when set, is called after SetGroups or SetAddresses
+	// committed a new set (Groups or Addresses has it). It must not block.
+	NetworkChanged func()
+	Log            *slog.Logger
 }
 
 // Cluster is a cluster controller's state and background work.
@@ -77,6 +77,7 @@ type Cluster struct {
 	leases   map[string]string // IP -> instance ID
 	settings state.Settings
 	groups   *state.GroupSet      // nil until cloudctl sent one
+	addrs    *state.AddressSet    // nil until cloudctl sent one
 	seen     map[string]time.Time // node -> newest successful push or poll
 
 	bgMu      sync.Mutex
@@ -118,7 +119,10 @@ func Open(db *store.DB, opt Options) (*Cluster, error) {
 			return err
 		}
 		var err error
-		if c.groups, err = loadGroups(tx); err != nil {
+		if c.groups, err = loadSet[state.GroupSet](tx, state.GroupsKey); err != nil {
+			return err
+		}
+		if c.addrs, err = loadSet[state.AddressSet](tx, state.AddressesKey); err != nil {
 			return err
 		}
 		err = tx.Get(state.SettingsBucket, state.SettingsKey, &c.settings)

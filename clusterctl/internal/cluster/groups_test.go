@@ -12,7 +12,7 @@ import (
 func TestSetGroups(t *testing.T) {
 	c := newTestCluster(t, sched.Greedy)
 	changes := 0
-	c.opt.GroupsChanged = func() { changes++ }
+	c.opt.NetworkChanged = func() { changes++ }
 	if gs, received := c.Groups(); received || gs != nil {
 		t.Fatalf("new cluster: groups %v, received %v", gs, received)
 	}

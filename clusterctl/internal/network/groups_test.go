@@ -53,7 +53,7 @@ func TestSyncEnforcesGroups(t *testing.T) {
 			if tc.groups {
 				gs = mustGroups(t, sshFromAnywhere("sg-web"))
 			}
-			if err := n.Sync(context.Background(), grouped, gs); err != nil {
+			if err := n.Sync(context.Background(), grouped, gs, Addresses{}); err != nil {
 				t.Fatal(err)
 			}
 			if len(h.scripts) != 1 {
@@ -72,7 +72,7 @@ func TestSyncEnforcesGroups(t *testing.T) {
 					t.Errorf("script has %q = %v, want %v:\n%s", want, !tc.enforce, tc.enforce, script)
 				}
 			}
-			rs := n.Ruleset(grouped, gs)
+			rs := n.Ruleset(grouped, gs, Addresses{})
 			if (len(rs.Ports) == 2 && len(rs.Groups) == 1) != tc.enforce || (!tc.enforce && (rs.Ports != nil || rs.Groups != nil)) {
 				t.Errorf("ruleset ports %v groups %v, enforce %v", rs.Ports, rs.Groups, tc.enforce)
 			}
@@ -101,7 +101,7 @@ func TestGroupChangeReapplies(t *testing.T) {
 		{"rule changed", mustGroups(t, web80), true},
 	} {
 		before := len(h.scripts)
-		if err := n.Sync(ctx, ls, s.groups); err != nil {
+		if err := n.Sync(ctx, ls, s.groups, Addresses{}); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 		if applied := len(h.scripts) > before; applied != s.apply {
@@ -175,7 +175,7 @@ func TestPortsOnDevices(t *testing.T) {
 			h := newFakeHost("koala0")
 			n, _ := newTest(t, testConfig(ManagedNoVLAN), h)
 			gs := mustGroups(t, sshFromAnywhere("sg-web"))
-			rs := n.Ruleset(tc.leases, gs)
+			rs := n.Ruleset(tc.leases, gs, Addresses{})
 			got := map[string]string{}
 			for _, p := range rs.Ports {
 				got[p.Instance] = p.Iface
@@ -183,7 +183,7 @@ func TestPortsOnDevices(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("port devices %v, want %v", got, tc.want)
 			}
-			if err := n.Sync(context.Background(), tc.leases, gs); err != nil {
+			if err := n.Sync(context.Background(), tc.leases, gs, Addresses{}); err != nil {
 				t.Fatal(err)
 			}
 			script := h.scripts[len(h.scripts)-1]
@@ -202,7 +202,7 @@ func TestPortsOnDevices(t *testing.T) {
 		ctx := context.Background()
 		for i, iface := range []string{"", "vnet3", "vnet3", "vnet8"} {
 			before := len(h.scripts)
-			if err := n.Sync(ctx, []Lease{withIface("i-1", "10.0.0.5", iface)}, gs); err != nil {
+			if err := n.Sync(ctx, []Lease{withIface("i-1", "10.0.0.5", iface)}, gs, Addresses{}); err != nil {
 				t.Fatal(err)
 			}
 			if applied, want := len(h.scripts) > before, i != 2; applied != want {

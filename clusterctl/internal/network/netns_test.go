@@ -152,7 +152,7 @@ func TestNetworkInNetns(t *testing.T) {
 	l := lease("i-guest", labGuestIP)
 	other := lease("i-other", "10.67.0.11")
 	for i := range 2 { // the second is a no-op
-		if err := n.Sync(ctx, []Lease{l, other}, Groups{}); err != nil {
+		if err := n.Sync(ctx, []Lease{l, other}, Groups{}, Addresses{}); err != nil {
 			t.Fatalf("sync %d: %v", i, err)
 		}
 	}
@@ -248,7 +248,7 @@ func TestNetworkInNetns(t *testing.T) {
 		{"group without rules", web, false},
 		{"rule allows tcp 8000", allow, true},
 	} {
-		if err := n.Sync(ctx, []Lease{l, other}, step.groups); err != nil {
+		if err := n.Sync(ctx, []Lease{l, other}, step.groups, Addresses{}); err != nil {
 			t.Fatalf("%s: sync: %v", step.name, err)
 		}
 		if err := reach(); (err == nil) != step.reach {

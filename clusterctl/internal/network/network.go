@@ -67,12 +67,15 @@ type Config struct {
 	DHCPExec []string
 	// LogDHCP logs dnsmasq's DHCP transactions at debug level.
 	LogDHCP bool
+	// PublicInterface, when set, holds the public addresses associated
+	// with instances (see Addresses), each as a /32.
+	PublicInterface string
 }
 
 // String describes c, for logs and tests.
 func (c Config) String() string {
-	return fmt.Sprintf("mode=%s bridge=%s subnet=%s gateway=%s dns=%v metadata=%s dhcp_dir=%s dhcp_user=%s",
-		c.Mode, c.Bridge, c.Subnet, c.Gateway, c.DNS, c.Metadata, c.DHCPDir, c.DHCPUser)
+	return fmt.Sprintf("mode=%s bridge=%s subnet=%s gateway=%s dns=%v metadata=%s dhcp_dir=%s dhcp_user=%s public_interface=%s",
+		c.Mode, c.Bridge, c.Subnet, c.Gateway, c.DNS, c.Metadata, c.DHCPDir, c.DHCPUser, c.PublicInterface)
 }
 
 // Validate reports what keeps c from being served.
@@ -82,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.Bridge == "" || len(c.Bridge) > 15 || strings.ContainsAny(c.Bridge, "/:, \t\n") {
 		return fmt.Errorf("bridge %q: not an interface name", c.Bridge)
+	}
+	if c.PublicInterface != "" && (!IsIface(c.PublicInterface) || c.PublicInterface == c.Bridge) {
+		return fmt.Errorf("public interface %q: not an interface name other than the bridge", c.PublicInterface)
 	}
 	if c.Metadata.IsValid() && (!c.Metadata.Addr().Is4() || c.Metadata.Addr().IsUnspecified() || c.Metadata.Port() == 0) {
 		return fmt.Errorf("metadata %s: want an IPv4 address and port", c.Metadata)
@@ -174,7 +180,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Network, error) {
 // is applied when it differs from the last one applied. A failed step
 // does not stop the others; the error joins their failures and a later
 // Sync tries again.
-func (n *Network) Sync(ctx context.Context, leases []Lease, groups Groups) error {
+func (n *Network) Sync(ctx context.Context, leases []Lease, groups Groups, addrs Addresses) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -191,7 +197,12 @@ func (n *Network) Sync(ctx context.Context, leases []Lease, groups Groups) error
 		}
 	}
 	if n.cfg.Mode != System || n.cfg.Metadata.IsValid() {
-		if err := n.syncFilter(ctx, n.Ruleset(leases, groups)); err != nil {
+		if err := n.syncFilter(ctx, n.Ruleset(leases, groups, addrs)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n.cfg.PublicInterface != "" && n.cfg.Mode.enforcesGroups() {
+		if err := n.syncPublic(ctx, addrs, n.nats(leases, addrs)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -282,27 +293,32 @@ func (n *Network) syncFilter(ctx context.Context, rs netfilter.Ruleset) error {
 	}
 	n.applied = script
 	n.log.Info("packet filter applied", "metadata", n.cfg.Metadata.String(), "ports", len(rs.Ports),
-		"groups", len(rs.Groups))
+		"groups", len(rs.Groups), "elastic_ips", len(rs.Elastic))
 	return nil
 }
 
-// Ruleset is the packet filter for the bridge: the metadata redirect and,
-// in the MANAGED modes once groups were received, the security groups:
-// every lease is a port in its instance's groups. A port whose node
-// reported the guest's host device is filtered on that device too: its
-// frames must carry the lease's MAC and address (anti-spoofing). A device
-// that is no interface name, is the bridge, or that two leases claim (a
-// stale report racing a restart) is left out, so that one bad report
-// cannot keep the whole filter from being applied; the port is then known
-// by address only until a later sync. Before groups are received, and in
-// SYSTEM and STATIC mode, there are no ports and no groups, so nothing is
-// blocked (a port without groups drops its traffic).
-func (n *Network) Ruleset(leases []Lease, groups Groups) netfilter.Ruleset {
+// Ruleset is the packet filter for the bridge: the metadata redirect
+// and, in the MANAGED modes, the public addresses' NAT (see nats) and,
+// once groups were received, the security groups: every lease is a port
+// in its instance's groups. A port whose node reported the guest's host
+// device is filtered on that device too: its frames must carry the
+// lease's MAC and address (anti-spoofing). A device that is no interface
+// name, is the bridge, or that two leases claim (a stale report racing a
+// restart) is left out, so that one bad report cannot keep the whole
+// filter from being applied; the port is then known by address only
+// until a later sync. Before groups are received, and in SYSTEM and
+// STATIC mode, there are no ports and no groups, so nothing is blocked
+// (a port without groups drops its traffic).
+func (n *Network) Ruleset(leases []Lease, groups Groups, addrs Addresses) netfilter.Ruleset {
 	rs := netfilter.Ruleset{Bridge: n.cfg.Bridge}
 	if n.cfg.Metadata.IsValid() {
 		rs.Metadata = &netfilter.MetadataRedirect{To: n.cfg.Metadata}
 	}
-	if !n.cfg.Mode.enforcesGroups() || !groups.Received {
+	if !n.cfg.Mode.enforcesGroups() {
+		return rs
+	}
+	rs.Elastic = n.nats(leases, addrs)
+	if !groups.Received {
 		return rs
 	}
 	rs.Groups = groups.Set

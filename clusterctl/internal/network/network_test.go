@@ -1,6 +1,7 @@
 package network
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"log/slog"
@@ -22,10 +23,12 @@ type fakeHost struct {
 	scripts []string          // stdin of each nft run
 	fail    map[string]error  // command prefix -> error
 	sysctls map[string]string // written values
+	addrs   map[string][]string // device -> "a.b.c.d/len" held, for ip addr
 }
 
 func newFakeHost(links ...string) *fakeHost {
-	h := &fakeHost{links: map[string]bool{}, fail: map[string]error{}, sysctls: map[string]string{}}
+	h := &fakeHost{links: map[string]bool{}, fail: map[string]error{}, sysctls: map[string]string{},
+		addrs: map[string][]string{}}
 	for _, l := range links {
 		h.links[l] = true
 	}
@@ -58,6 +61,26 @@ func (h *fakeHost) Run(ctx context.Context, stdin string, argv ...string) ([]byt
 		h.links[argv[3]] = true
 	case argv[0] == "nft":
 		h.scripts = append(h.scripts, stdin)
+	case len(argv) == 7 && argv[3] == "addr" && argv[4] == "show": // ip -4 -j addr show dev X
+		type ai struct {
+			Family    string `json:"family"`
+			Local     string `json:"local"`
+			PrefixLen int    `json:"prefixlen"`
+		}
+		var infos []ai
+		for _, a := range h.addrs[argv[6]] {
+			p := netip.MustParsePrefix(a)
+			infos = append(infos, ai{"inet", p.Addr().String(), p.Bits()})
+		}
+		return json.Marshal([]struct {
+			AddrInfo []ai `json:"addr_info"`
+		}{{infos}})
+	case len(argv) == 6 && argv[1] == "addr" && argv[2] == "replace" && argv[4] == "dev":
+		if !slices.Contains(h.addrs[argv[5]], argv[3]) {
+			h.addrs[argv[5]] = append(h.addrs[argv[5]], argv[3])
+		}
+	case len(argv) == 6 && argv[1] == "addr" && argv[2] == "del" && argv[4] == "dev":
+		h.addrs[argv[5]] = slices.DeleteFunc(h.addrs[argv[5]], func(a string) bool { return a == argv[3] })
 	}
 	return nil, nil
 }
@@ -174,7 +197,7 @@ func TestSyncByMode(t *testing.T) {
 			}
 			h := newFakeHost()
 			n, d := newTest(t, cfg, h)
-			if err := n.Sync(context.Background(), leases, Groups{}); err != nil {
+			if err := n.Sync(context.Background(), leases, Groups{}, Addresses{}); err != nil {
 				t.Fatal(err)
 			}
 			if got := h.take(); !slices.Equal(got, tc.want) {
@@ -207,7 +230,7 @@ func TestSyncByMode(t *testing.T) {
 			if d != nil && !d.closed {
 				t.Error("Close left dnsmasq running")
 			}
-			if err := n.Sync(context.Background(), leases, Groups{}); !errors.Is(err, ErrClosed) {
+			if err := n.Sync(context.Background(), leases, Groups{}, Addresses{}); !errors.Is(err, ErrClosed) {
 				t.Errorf("Sync after Close = %v, want ErrClosed", err)
 			}
 		})
@@ -221,7 +244,7 @@ func TestSyncIdempotent(t *testing.T) {
 	n, d := newTest(t, cfg, h)
 	ctx := context.Background()
 	for i := range 3 {
-		if err := n.Sync(ctx, leases, Groups{}); err != nil {
+		if err := n.Sync(ctx, leases, Groups{}, Addresses{}); err != nil {
 			t.Fatal(err)
 		}
 		got := h.take()
@@ -253,7 +276,7 @@ func TestSyncRetriesFailures(t *testing.T) {
 	d.startErr = errors.New("dnsmasq: not found")
 	ctx := context.Background()
 
-	err := n.Sync(ctx, leases, Groups{})
+	err := n.Sync(ctx, leases, Groups{}, Addresses{})
 	for _, want := range []string{"create bridge koala0", "dhcp: dnsmasq: not found", "apply nft ruleset"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Sync error %v does not say %q", err, want)
@@ -266,7 +289,7 @@ func TestSyncRetriesFailures(t *testing.T) {
 
 	clear(h.fail)
 	d.startErr = nil
-	if err := n.Sync(ctx, leases, Groups{}); err != nil {
+	if err := n.Sync(ctx, leases, Groups{}, Addresses{}); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	got := h.take()
@@ -300,10 +323,10 @@ func TestHosts(t *testing.T) {
 func TestHostsChangeReachDHCP(t *testing.T) {
 	n, d := newTest(t, testConfig(Static), newFakeHost())
 	ctx := context.Background()
-	if err := n.Sync(ctx, leases, Groups{}); err != nil {
+	if err := n.Sync(ctx, leases, Groups{}, Addresses{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Sync(ctx, leases[:1], Groups{}); err != nil {
+	if err := n.Sync(ctx, leases[:1], Groups{}, Addresses{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(d.hosts) != 1 || d.hosts[0].IP != netip.MustParseAddr("10.0.0.3") || d.hosts[0].Name != "ip-10-0-0-3" {

@@ -29,6 +29,7 @@ func handler(c *cluster.Cluster, verify *sigv4.Verifier, log *slog.Logger) http.
 	mux.HandleFunc("POST "+api.PathResources, a.resources)
 	mux.HandleFunc("POST "+api.PathNodes+"{name}/status", a.nodeStatus)
 	mux.HandleFunc("PUT "+api.PathGroups, a.groups)
+	mux.HandleFunc("PUT "+api.PathAddresses, a.addresses)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	})
@@ -193,6 +194,24 @@ func (a *apiHandler) groups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.c.SetGroups(r.Context(), req.Groups); err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	api.WriteJSON(w, struct{}{})
+}
+
+// addresses replaces the cluster's public addresses: checked, stored, and
+// then handed to the network sync.
+func (a *apiHandler) addresses(w http.ResponseWriter, r *http.Request) {
+	var req api.AddressesRequest
+	if !api.ReadJSON(w, r, maxBody, &req) {
+		return
+	}
+	if err := checkAddresses(req); err != nil {
+		fail(w, http.StatusBadRequest, "InvalidParameterValue", err.Error())
+		return
+	}
+	if err := a.c.SetAddresses(r.Context(), req); err != nil {
 		a.writeErr(w, r, err)
 		return
 	}

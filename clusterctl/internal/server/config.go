@@ -69,6 +69,12 @@ type NetworkConfig struct {
 	// guests' requests to 169.254.169.254:80 are sent; empty sends them
 	// nowhere.
 	Metadata string `json:"metadata,omitempty"`
+	// PublicInterface, when set, is the host interface the cluster's
+	// public addresses arrive on: clusterctl holds each address
+	// associated with an instance on it (as a /32, so the host answers
+	// ARP for it) and drops the pool's others. Empty leaves routing the
+	// pool to this host to the administrator.
+	PublicInterface string `json:"public_interface,omitempty"`
 }
 
 // Duration is a time.Duration written as "15m" in JSON.
@@ -147,7 +153,8 @@ func (c Config) network() (network.Config, error) {
 		return network.Config{}, err
 	}
 	subnet := netip.MustParsePrefix(c.Subnet).Masked() // NewPool parsed it
-	out := network.Config{Mode: mode, Bridge: n.Bridge, Subnet: subnet, Gateway: subnet.Addr().Next()}
+	out := network.Config{Mode: mode, Bridge: n.Bridge, Subnet: subnet, Gateway: subnet.Addr().Next(),
+		PublicInterface: n.PublicInterface}
 	if n.Gateway != "" {
 		gw, err := netip.ParseAddr(n.Gateway)
 		switch {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/koala-cloud/koala/clusterctl/internal/cluster"
 	"github.com/koala-cloud/koala/clusterctl/internal/network"
+	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/ippool"
 )
 
 // Timings of the network sync.
@@ -26,6 +29,7 @@ type netSync struct {
 	net    *network.Network
 	leases func() []cluster.Lease
 	groups func() network.Groups
+	addrs  func() network.Addresses
 	poll   time.Duration
 	log    *slog.Logger
 	kick   chan struct{} // buffered 1
@@ -45,9 +49,12 @@ func (s *netSync) changed() {
 	}
 }
 
-// start runs the sync loop until stop.
-func (s *netSync) start(ctx context.Context, leases func() []cluster.Lease, groups func() network.Groups) {
-	s.leases, s.groups = leases, groups
+// start runs the sync loop over c's leases, groups and addresses until
+// stop.
+func (s *netSync) start(ctx context.Context, c *cluster.Cluster) {
+	s.leases = c.Leases
+	s.groups = func() network.Groups { return groupsOf(c, s.log) }
+	s.addrs = func() network.Addresses { return addressesOf(c, s.log) }
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(1)
 	go func() {
@@ -99,7 +106,7 @@ func (s *netSync) sync(ctx context.Context) bool {
 	defer cancel()
 	leases := toNetwork(s.leases(), s.log)
 	groups := s.groups()
-	err := s.net.Sync(ctx, leases, groups)
+	err := s.net.Sync(ctx, leases, groups, s.addrs())
 	if err != nil && ctx.Err() == nil {
 		s.log.Warn("network sync failed; retrying on the next poll", "leases", len(leases), "groups", len(groups.Set),
 			"err", err)
@@ -143,4 +150,50 @@ func groupsOf(c *cluster.Cluster, log *slog.Logger) network.Groups {
 		out.Set = append(out.Set, ng)
 	}
 	return out
+}
+
+// addressesOf returns the cluster's public addresses for the network.
+// They were checked when they were put; a pool that no longer parses is
+// logged and taken as empty (no address is removed from the public
+// interface), and a mapping that does not parse is left out.
+func addressesOf(c *cluster.Cluster, log *slog.Logger) network.Addresses {
+	req := c.Addresses()
+	out := network.Addresses{Mapped: map[netip.Addr]string{}}
+	pool, err := ippool.Parse(req.Pool)
+	if err != nil {
+		log.Warn("public address pool not used", "err", err)
+	}
+	out.Pool = pool
+	for _, m := range req.Addresses {
+		a, err := netip.ParseAddr(m.PublicIP)
+		if err != nil || !a.Is4() || m.InstanceID == "" {
+			log.Warn("public address not served", "public_ip", m.PublicIP, "instance_id", m.InstanceID)
+			continue
+		}
+		out.Mapped[a] = m.InstanceID
+	}
+	return out
+}
+
+// checkAddresses checks a set of public addresses as the network will
+// use it: a readable pool, IPv4 addresses, each mapped once, to an
+// instance.
+func checkAddresses(req api.AddressesRequest) error {
+	if _, err := ippool.Parse(req.Pool); err != nil {
+		return err
+	}
+	seen := map[netip.Addr]bool{}
+	for _, m := range req.Addresses {
+		a, err := netip.ParseAddr(m.PublicIP)
+		switch {
+		case err != nil || !a.Is4():
+			return fmt.Errorf("public ip %q: not an IPv4 address", m.PublicIP)
+		case m.InstanceID == "":
+			return fmt.Errorf("public ip %s: no instance", a)
+		case seen[a]:
+			return fmt.Errorf("public ip %s: mapped twice", a)
+		}
+		seen[a] = true
+	}
+	return nil
 }

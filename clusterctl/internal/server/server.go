@@ -119,9 +119,9 @@ func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Clie
 			cl.Region = cfg.Region
 			return cl
 		},
-		LeasesChanged: netChanged,
-		GroupsChanged: netChanged,
-		Log:           log,
+		LeasesChanged:  netChanged,
+		NetworkChanged: netChanged,
+		Log:            log,
 	}
 	if cloud != nil {
 		opt.Events = cloud
@@ -172,7 +172,7 @@ func (s *Server) Start(ctx context.Context) error {
 	daemon.Serve(s.http, ln, s.done)
 	daemon.Serve(s.admin, sock, s.done)
 	s.cluster.Start(context.WithoutCancel(ctx))
-	s.net.start(context.WithoutCancel(ctx), s.cluster.Leases, func() network.Groups { return groupsOf(s.cluster, s.log) })
+	s.net.start(context.WithoutCancel(ctx), s.cluster)
 	s.log.Info("clusterctl serving", "addr", ln.Addr().String(), "zone", s.cfg.Zone, "policy", s.cfg.Policy,
 		"admin_socket", sockPath)
 	close(s.ready)

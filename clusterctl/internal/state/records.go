@@ -73,3 +73,14 @@ type GroupSet struct {
 	// Groups are the groups, as cloudctl sent them.
 	Groups []api.Group `json:"groups"`
 }
+
+// AddressSet is the set of public addresses cloudctl last handed the
+// cluster (PUT /internal/v1/addresses).
+type AddressSet struct {
+	// Received is when the set was received.
+	Received time.Time `json:"received"`
+	// Pool is the cluster's pool as the administrator wrote it.
+	Pool []string `json:"pool"`
+	// Addresses are the pool's addresses associated with instances.
+	Addresses []api.AddressMapping `json:"addresses"`
+}

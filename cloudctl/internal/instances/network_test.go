@@ -91,7 +91,7 @@ func groupIDs(req api.GroupsRequest) []string {
 	return ids
 }
 
-func TestSyncGroupsPerZone(t *testing.T) {
+func TestSyncNetworkPerZone(t *testing.T) {
 	e := newEnv(t, Config{}, "z-a", "z-b", "z-c")
 	tcp22 := secgroups.Rule{Protocol: "tcp", FromPort: 22, ToPort: 22, CIDR: "10.0.0.0/8"}
 	from := func(id string) secgroups.Rule {
@@ -119,7 +119,7 @@ func TestSyncGroupsPerZone(t *testing.T) {
 		inGroups(inst("i-5", "z-b", api.Running), "sg-db"),
 		edit(inGroups(inst("i-6", "z-b", api.ShuttingDown), "sg-other"), func(in *Instance) { in.Owner = other }),
 	)
-	e.c.SyncGroups(t.Context())
+	e.c.SyncNetwork(t.Context())
 
 	want := map[string][]string{
 		"z-a": {"sg-edge", "sg-lb", "sg-v6", "sg-web"},
@@ -152,25 +152,25 @@ func TestSyncGroupsPerZone(t *testing.T) {
 	}
 }
 
-func TestSyncGroupsOnlyChanges(t *testing.T) {
+func TestSyncNetworkOnlyChanges(t *testing.T) {
 	e := newEnv(t, Config{}, "z-a")
 	f := e.clusters["z-a"]
 	e.putGroups(t, secgroups.Group{ID: "sg-web", Owner: acct})
 	e.put(t, inGroups(inst("i-1", "z-a", api.Running), "sg-web"))
 	puts := func() int { return len(f.gotGroups()) }
 
-	e.c.SyncGroups(t.Context())
+	e.c.SyncNetwork(t.Context())
 	if puts() != 1 {
 		t.Fatalf("%d puts after the first sync, want 1", puts())
 	}
-	e.c.SyncGroups(t.Context())
+	e.c.SyncNetwork(t.Context())
 	if puts() != 1 {
 		t.Errorf("%d puts after an unchanged sync, want 1", puts())
 	}
 
 	rule := secgroups.Rule{Protocol: "tcp", FromPort: 80, ToPort: 80, CIDR: "0.0.0.0/0"}
 	e.putGroups(t, secgroups.Group{ID: "sg-web", Owner: acct, Ingress: []secgroups.Rule{rule}})
-	e.c.SyncGroups(t.Context())
+	e.c.SyncNetwork(t.Context())
 	if got := f.gotGroups(); len(got) != 2 || len(got[1].Groups) != 1 || len(got[1].Groups[0].Ingress) != 1 {
 		t.Fatalf("after a rule was added the cluster has %+v, want a second put with it", got)
 	}
@@ -178,27 +178,27 @@ func TestSyncGroupsOnlyChanges(t *testing.T) {
 	// A put the cluster refused is sent again, though nothing changed.
 	e.put(t, inGroups(inst("i-1", "z-a", api.Terminated), "sg-web"))
 	f.with(func(f *fakeCluster) { f.groupsErr = errInternal })
-	e.c.SyncGroups(t.Context())
+	e.c.SyncNetwork(t.Context())
 	f.with(func(f *fakeCluster) {
 		if f.groupTries != 3 {
 			t.Errorf("%d tries, want 3", f.groupTries)
 		}
 		f.groupsErr = nil
 	})
-	e.c.SyncGroups(t.Context())
+	e.c.SyncNetwork(t.Context())
 	if got := f.gotGroups(); len(got) != 3 || len(got[2].Groups) != 0 {
 		t.Fatalf("after the last member ended the cluster has %+v, want a third put without groups", got)
 	}
 
 	// A restarted cloudctl puts once, though nothing changed.
 	restarted := New(e.db, e.c.cfg, e.c.log)
-	restarted.SyncGroups(t.Context())
+	restarted.SyncNetwork(t.Context())
 	if puts() != 4 {
 		t.Errorf("%d puts after a restart, want 4", puts())
 	}
 }
 
-func TestKickGroups(t *testing.T) {
+func TestKickNetwork(t *testing.T) {
 	e := newEnv(t, Config{Poll: time.Hour}, "z-a")
 	f := e.clusters["z-a"]
 	e.putGroups(t, secgroups.Group{ID: "sg-web", Owner: acct})
@@ -212,8 +212,8 @@ func TestKickGroups(t *testing.T) {
 	waitFor(t, "the first put", func() bool { return len(f.gotGroups()) == 1 })
 	rule := secgroups.Rule{Protocol: "udp", FromPort: 53, ToPort: 53, CIDR: "10.0.0.0/8"}
 	e.putGroups(t, secgroups.Group{ID: "sg-web", Owner: acct, Ingress: []secgroups.Rule{rule}})
-	e.c.KickGroups()
-	e.c.KickGroups() // kicks never block
+	e.c.KickNetwork()
+	e.c.KickNetwork() // kicks never block
 	waitFor(t, "a put with the new rule", func() bool {
 		got := f.gotGroups()
 		return len(got) == 2 && len(got[1].Groups) == 1 && len(got[1].Groups[0].Ingress) == 1

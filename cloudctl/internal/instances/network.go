@@ -10,44 +10,46 @@ import (
 	"sync"
 	"time"
 
+	"github.com/koala-cloud/koala/cloudctl/internal/addresses"
+	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/store"
 )
 
-// groupsDebounce is how long KickGroups waits for more changes before
+// networkDebounce is how long KickNetwork waits for more changes before
 // the groups go out.
-const groupsDebounce = 50 * time.Millisecond
+const networkDebounce = 50 * time.Millisecond
 
-// groupSync remembers, per zone, what its cluster was last handed, and
+// networkSync remembers, per zone, what its cluster was last handed, and
 // keeps one put per zone in flight.
-type groupSync struct {
+type networkSync struct {
 	mu   sync.Mutex
-	sent map[string][sha256.Size]byte // zone -> hash of the set it accepted
+	sent map[string][sha256.Size]byte // zone/document -> hash of what it accepted
 	busy map[string]bool              // a put to the zone is in flight
 	redo map[string]bool              // the zone changed meanwhile
 	kick chan struct{}
 }
 
-// KickGroups makes the security groups go out to the clusters soon,
+// KickNetwork makes the security groups go out to the clusters soon,
 // after a change to a group or to which instances run where. It never
 // blocks; the work happens in Run.
-func (c *Controller) KickGroups() {
+func (c *Controller) KickNetwork() {
 	select {
-	case c.groups.kick <- struct{}{}:
+	case c.netsync.kick <- struct{}{}:
 	default:
 	}
 }
 
-// runGroups syncs the groups shortly after each kick until ctx ends.
-func (c *Controller) runGroups(ctx context.Context) {
+// runNetwork syncs the groups shortly after each kick until ctx ends.
+func (c *Controller) runNetwork(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.groups.kick:
+		case <-c.netsync.kick:
 		}
-		t := time.NewTimer(groupsDebounce)
+		t := time.NewTimer(networkDebounce)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -56,41 +58,41 @@ func (c *Controller) runGroups(ctx context.Context) {
 		}
 		// Kicks during the wait are for changes this sync reads.
 		select {
-		case <-c.groups.kick:
+		case <-c.netsync.kick:
 		default:
 		}
-		c.SyncGroups(ctx)
+		c.SyncNetwork(ctx)
 	}
 }
 
-// SyncGroups hands every registered zone's cluster the security groups
+// SyncNetwork hands every registered zone's cluster the security groups
 // its live instances are in, and those their rules name as sources. A
 // zone is skipped when its set is what its cluster last accepted; the
 // first sync after start puts to every zone. Zones are synced in
 // parallel; a zone with a put in flight is synced again after it,
 // rather than waited for.
-func (c *Controller) SyncGroups(ctx context.Context) {
+func (c *Controller) SyncNetwork(ctx context.Context) {
 	zones, err := c.Zones()
 	if err != nil {
 		c.log.Error("groups: reading zones", "err", err)
 		return
 	}
-	c.groups.mu.Lock()
-	for z := range c.groups.sent {
-		if !slices.Contains(zones, z) {
-			delete(c.groups.sent, z)
+	c.netsync.mu.Lock()
+	for k := range c.netsync.sent {
+		if z, _, _ := strings.Cut(k, "/"); !slices.Contains(zones, z) {
+			delete(c.netsync.sent, k)
 		}
 	}
-	c.groups.mu.Unlock()
+	c.netsync.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, z := range zones {
-		wg.Go(func() { c.syncZoneGroups(ctx, z) })
+		wg.Go(func() { c.syncZoneNetwork(ctx, z) })
 	}
 	wg.Wait()
 }
 
-func (c *Controller) syncZoneGroups(ctx context.Context, zone string) {
-	g := &c.groups
+func (c *Controller) syncZoneNetwork(ctx context.Context, zone string) {
+	g := &c.netsync
 	g.mu.Lock()
 	if g.busy[zone] {
 		g.redo[zone] = true
@@ -100,7 +102,7 @@ func (c *Controller) syncZoneGroups(ctx context.Context, zone string) {
 	g.busy[zone] = true
 	g.mu.Unlock()
 	for {
-		c.putZoneGroups(ctx, zone)
+		c.putZoneNetwork(ctx, zone)
 		g.mu.Lock()
 		if !g.redo[zone] || ctx.Err() != nil {
 			delete(g.busy, zone)
@@ -113,29 +115,53 @@ func (c *Controller) syncZoneGroups(ctx context.Context, zone string) {
 	}
 }
 
-// putZoneGroups reads the zone's set and puts it unless unchanged. The
-// read happens here, one put per zone at a time, so an older set never
-// overwrites a newer one.
-func (c *Controller) putZoneGroups(ctx context.Context, zone string) {
-	var req api.GroupsRequest
+// zoneDoc is one document each zone's cluster is kept in step with:
+// read builds it, put hands it over.
+type zoneDoc struct {
+	name string
+	read func(tx *store.Tx, zone string) (any, error)
+	put  func(ctx context.Context, cl *api.Client, doc any) error
+}
+
+// zoneDocs are the security groups and the public addresses.
+var zoneDocs = []zoneDoc{
+	{"groups", func(tx *store.Tx, zone string) (any, error) { return zoneGroups(tx, zone) },
+		func(ctx context.Context, cl *api.Client, doc any) error { return cl.PutGroups(ctx, doc.(api.GroupsRequest)) }},
+	{"addresses", func(tx *store.Tx, zone string) (any, error) { return zoneAddresses(tx, zone) },
+		func(ctx context.Context, cl *api.Client, doc any) error {
+			return cl.PutAddresses(ctx, doc.(api.AddressesRequest))
+		}},
+}
+
+// putZoneNetwork reads the zone's documents and puts each unless
+// unchanged. The reads happen here, one put per zone at a time, so an
+// older document never overwrites a newer one.
+func (c *Controller) putZoneNetwork(ctx context.Context, zone string) {
+	for _, d := range zoneDocs {
+		c.putZoneDoc(ctx, zone, d)
+	}
+}
+
+func (c *Controller) putZoneDoc(ctx context.Context, zone string, d zoneDoc) {
+	var doc any
 	err := c.db.View(func(tx *store.Tx) error {
 		var err error
-		req, err = zoneGroups(tx, zone)
+		doc, err = d.read(tx, zone)
 		return err
 	})
 	if err != nil {
-		c.log.Error("groups: reading", "zone", zone, "err", err)
+		c.log.Error(d.name+": reading", "zone", zone, "err", err)
 		return
 	}
-	body, err := json.Marshal(req)
+	body, err := json.Marshal(doc)
 	if err != nil {
-		c.log.Error("groups: encoding", "zone", zone, "err", err)
+		c.log.Error(d.name+": encoding", "zone", zone, "err", err)
 		return
 	}
-	sum := sha256.Sum256(body)
-	c.groups.mu.Lock()
-	last, ok := c.groups.sent[zone]
-	c.groups.mu.Unlock()
+	sum, key := sha256.Sum256(body), zone+"/"+d.name
+	c.netsync.mu.Lock()
+	last, ok := c.netsync.sent[key]
+	c.netsync.mu.Unlock()
 	if ok && last == sum {
 		return
 	}
@@ -145,13 +171,35 @@ func (c *Controller) putZoneGroups(ctx context.Context, zone string) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	if err := cl.PutGroups(cctx, req); err != nil {
-		c.log.Warn("groups: cluster did not take them", "zone", zone, "err", err)
+	if err := d.put(cctx, cl, doc); err != nil {
+		c.log.Warn(d.name+": cluster did not take them", "zone", zone, "err", err)
 		return
 	}
-	c.groups.mu.Lock()
-	c.groups.sent[zone] = sum
-	c.groups.mu.Unlock()
+	c.netsync.mu.Lock()
+	c.netsync.sent[key] = sum
+	c.netsync.mu.Unlock()
+}
+
+// zoneAddresses returns the zone's pool and the addresses associated
+// with its live instances.
+func zoneAddresses(tx *store.Tx, zone string) (api.AddressesRequest, error) {
+	out := api.AddressesRequest{Pool: []string{}, Addresses: []api.AddressMapping{}}
+	cl, err := clusters.Get(tx, zone)
+	if errors.Is(err, clusters.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	out.Pool = append(out.Pool, cl.PublicIPs...)
+	in, err := addresses.InZone(tx, zone)
+	if err != nil {
+		return out, err
+	}
+	for _, a := range in {
+		out.Addresses = append(out.Addresses, api.AddressMapping{PublicIP: a.PublicIP, InstanceID: a.Instance})
+	}
+	return out, nil
 }
 
 // zoneGroups returns the groups of the zone's live instances and, by
