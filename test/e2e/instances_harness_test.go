@@ -134,6 +134,8 @@ type clusterNetwork struct {
 	Bridge   string `json:"bridge"`
 	Gateway  string `json:"gateway,omitempty"`
 	Metadata string `json:"metadata,omitempty"`
+	// PublicInterface holds the cluster's elastic IPs.
+	PublicInterface string `json:"public_interface,omitempty"`
 }
 
 type capacityConfig struct {
@@ -183,6 +185,9 @@ type cluster struct {
 	config string
 	keys   string
 	nodes  []*node
+	// client is the cluster's client host, whose network holds the
+	// cluster's public address pool (stackSpec.clientHost).
+	client *clientHost
 }
 
 // node is one nodectl.
@@ -216,6 +221,10 @@ type stackSpec struct {
 	// poll is how often cloudctl and the clusters reconcile and nodes
 	// report (default 1s, for quick tests).
 	heartbeat, launchTimeout, poll string
+	// clientHost gives each cluster a client host on a public network
+	// 198.18.<subnet's second octet>.0/24 (see clientHost) and a pool of
+	// public addresses there; it needs a network mode.
+	clientHost bool
 }
 
 // startInstStack starts cloudctl and walrus, then per policy a cluster
@@ -302,6 +311,10 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 	if spec.network != "" {
 		network = &clusterNetwork{Mode: spec.network, Bridge: bridge, Gateway: cl.subnet + ".1",
 			Metadata: cl.subnet + ".1:" + st.metadataPort}
+		if spec.clientHost {
+			cl.client = newClientHost(t, fmt.Sprintf("kc%d-%d%c", os.Getpid()%100000, st.id, 'a'+i), base+i)
+			network.PublicInterface = cl.client.hostIf
+		}
 	}
 	cl.startOnFreePort(func(int) error {
 		return writeJSON(cl.config, clusterctlConfig{
@@ -312,6 +325,9 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 		})
 	})
 	st.c.adminRun(t, []string{"cluster", "register", zone, cl.endpoint})
+	if cl.client != nil {
+		st.c.adminRun(t, []string{"cluster", "addresses", zone, cl.client.pool()})
+	}
 	for j := range spec.nodes {
 		// Node names are libvirt domain owners: unique per stack, so that
 		// one stack's node never takes another's guests for orphans.
@@ -416,6 +432,7 @@ type cliInstance struct {
 	} `json:"State"`
 	InstanceType     string `json:"InstanceType"`
 	PrivateIPAddress string `json:"PrivateIpAddress"`
+	PublicIPAddress  string `json:"PublicIpAddress"`
 	PrivateDNSName   string `json:"PrivateDnsName"`
 	Placement        struct {
 		AvailabilityZone string `json:"AvailabilityZone"`

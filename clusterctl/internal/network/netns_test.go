@@ -12,13 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/koala-cloud/koala/internal/netnstest"
 	"github.com/koala-cloud/koala/pkg/netfilter"
-	"golang.org/x/sys/unix"
 )
 
 // The integration test builds, from network namespaces:
@@ -59,31 +58,12 @@ func run(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// inNetns runs fn on a thread inside the network namespace ns. Sockets fn
-// makes belong to ns, whatever thread uses them later.
+// inNetns runs fn inside the network namespace ns (see netnstest.Do).
 func inNetns(t *testing.T, ns string, fn func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
+	if err := netnstest.Do(ns, fn); err != nil {
 		t.Fatal(err)
 	}
-	defer self.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		t.Fatalf("setns %s: %v", ns, err)
-	}
-	defer func() {
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			panic(fmt.Sprintf("cannot return to the test's network namespace: %v", err)) // the thread is unusable
-		}
-	}()
-	fn()
 }
 
 const udhcpcScript = `#!/bin/sh
