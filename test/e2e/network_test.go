@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os/exec"
@@ -26,25 +25,29 @@ echo "koala-e2e-userdata v1=$v1 v2=$v2 ip=$ip"
 `
 
 // startNetStack starts a stack with one MANAGED-NOVLAN cluster of one
-// libvirt node, its subnet 10.<base>.0.0/24, and the aws CLI as its user.
+// libvirt node, its subnet 10.<base>.0.0/24, a client host on the public
+// network 198.18.<base>.0/24, and the aws CLI as its user.
 func startNetStack(t *testing.T, base int) (*instStack, *awsCLI) {
 	t.Helper()
 	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
 	st := startInstStack(t, stackSpec{
 		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: base,
-		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20},
+		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20}, clientHost: true,
 	})
 	return st, st.cli(t)
 }
 
 // TestNetworkMetadata boots the demo image in a MANAGED-NOVLAN cluster:
 // the guest gets by DHCP the private IP DescribeInstances shows, reads
-// its instance ID from 169.254.169.254 with IMDSv1 and IMDSv2, and runs
-// its user-data, which prints a marker on the console.
+// its instance ID from 169.254.169.254 with IMDSv2 (IMDSv1 is refused:
+// the instance requires tokens; the spoofing guest below reads its own
+// with IMDSv1), and runs its user-data, which prints a marker on the
+// console.
 func TestNetworkMetadata(t *testing.T) {
 	t.Parallel()
 	st, cli := startNetStack(t, 140)
-	ins := st.runInstances(t, "--instance-type", "m1.small", "--user-data", userDataProbe)
+	ins := st.runInstances(t, "--instance-type", "m1.small", "--user-data", userDataProbe,
+		"--metadata-options", "HttpTokens=required,HttpEndpoint=enabled")
 	id := ins[0].InstanceID
 	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", id) })
 	cli.run(t, "ec2", "wait", "instance-running", "--instance-ids", id)
@@ -53,7 +56,18 @@ func TestNetworkMetadata(t *testing.T) {
 		t.Fatalf("private IP %q, want one in %s.0/24", ip, st.clusters[0].subnet)
 	}
 	up := "koala-demo: instance " + id + " is up ip=" + ip
-	probe := "koala-e2e-userdata v1=" + id + " v2=" + id + " ip=" + ip
+	probe := "koala-e2e-userdata v1= v2=" + id + " ip=" + ip
+	var opts struct {
+		Reservations []struct {
+			Instances []struct {
+				MetadataOptions struct{ HttpTokens string } `json:"MetadataOptions"`
+			} `json:"Instances"`
+		} `json:"Reservations"`
+	}
+	cli.json(t, &opts, "ec2", "describe-instances", "--instance-ids", id)
+	if got := opts.Reservations[0].Instances[0].MetadataOptions.HttpTokens; got != "required" {
+		t.Errorf("describe-instances shows HttpTokens %q, want required", got)
+	}
 	waitFor(t, 2*time.Minute, "the guest's lines", func() (bool, string) {
 		o, err := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
 		return err == nil && strings.Contains(o, up) && strings.Contains(o, probe), o
@@ -132,21 +146,8 @@ const userDataService = `#!/bin/sh
 (while true; do echo koala-sg-hello | nc -l -p 8080; done) >/dev/null 2>&1 &
 `
 
-// dialLine connects to addr from this host and returns the first line it
-// sends, or an error.
-func dialLine(addr string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(line), err
-}
-
 // TestNetworkSecurityGroups checks that a guest's TCP service is
-// unreachable from outside its group until a rule opens its port,
+// unreachable from the client host until a rule opens its port,
 // reachable after, and unreachable again after the rule is revoked.
 func TestNetworkSecurityGroups(t *testing.T) {
 	t.Parallel()
@@ -164,6 +165,8 @@ func TestNetworkSecurityGroups(t *testing.T) {
 		o, err := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
 		return err == nil && strings.Contains(o, "koala-demo: instance "+id+" is up ip="+ip), o
 	})
+	client := st.clusters[0].client
+	dialLine := func(addr string) (string, error) { return client.dialLine(t, addr) }
 	addr := net.JoinHostPort(ip, "8080")
 	if line, err := dialLine(addr); err == nil {
 		t.Fatalf("port 8080 answered %q before any rule allowed it", line)
@@ -178,7 +181,7 @@ func TestNetworkSecurityGroups(t *testing.T) {
 	// Restarts, even by kill -9, leave reachability as the stored state says.
 	restartAll := func(t *testing.T) {
 		t.Helper()
-		for _, d := range []*daemon{st.clusters[0].daemon, st.c.daemon, st.clusters[0].nodes[0].daemon} {
+		for _, d := range st.netDaemons() {
 			d.kill9()
 			if err := d.start(); err != nil {
 				t.Fatalf("restart %s: %v", d.name, err)
@@ -241,4 +244,129 @@ done) >/dev/console 2>&1 &
 		o := console()
 		return strings.Contains(o, "koala-probe ok"), o
 	})
+}
+
+// netDaemons are the daemons that keep a one-cluster stack's network:
+// clusterctl, cloudctl and the node.
+func (st *instStack) netDaemons() []*daemon {
+	return []*daemon{st.clusters[0].daemon, st.c.daemon, st.clusters[0].nodes[0].daemon}
+}
+
+// TestNetworkElasticIP checks an elastic IP end to end: the client host
+// reaches a guest's service at the address once it is associated, and
+// not before or after; the guest is seen from the client host as the
+// address and reads it from the metadata service; restarting each daemon
+// (kill -9) leaves reachability as stored.
+func TestNetworkElasticIP(t *testing.T) {
+	t.Parallel()
+	st, cli := startNetStack(t, 170)
+	client := st.clusters[0].client
+	seen := client.listen(t, 9000)
+	var g struct {
+		GroupID string `json:"GroupId"`
+	}
+	cli.json(t, &g, "ec2", "create-security-group", "--group-name", "web", "--description", "reached at an elastic IP")
+	cli.run(t, "ec2", "authorize-security-group-ingress", "--group-id", g.GroupID, "--protocol", "tcp", "--port", "8080", "--cidr", "0.0.0.0/0")
+	userData := fmt.Sprintf(`#!/bin/sh
+(while true; do echo koala-sg-hello | nc -l -p 8080; done) >/dev/null 2>&1 &
+(last=; while true; do
+  echo | nc -w 2 %s 9000 >/dev/null 2>&1
+  pub=$(wget -q -O - http://169.254.169.254/latest/meta-data/public-ipv4 2>/dev/null)
+  if [ "$pub" != "$last" ]; then echo "koala-public-ipv4=$pub."; last=$pub; fi
+  sleep 1
+done) >/dev/console 2>&1 &
+`, client.IP())
+	id := st.runInstances(t, "--security-group-ids", g.GroupID, "--user-data", userData)[0].InstanceID
+	t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", id) })
+	cli.run(t, "ec2", "wait", "instance-running", "--instance-ids", id)
+	private := st.describe(t, id)[id].PrivateIPAddress
+	console := func() string {
+		o, _ := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
+		return o
+	}
+	waitFor(t, 2*time.Minute, "the guest is up", func() (bool, string) {
+		o := console()
+		return strings.Contains(o, "koala-demo: instance "+id+" is up ip="+private), o
+	})
+	waitFor(t, 30*time.Second, "the client host reaching the guest's private address", func() (bool, string) {
+		line, err := client.dialLine(t, net.JoinHostPort(private, "8080"))
+		return err == nil && line == "koala-sg-hello", fmt.Sprint(line, err)
+	})
+
+	var alloc struct {
+		PublicIP     string `json:"PublicIp"`
+		AllocationID string `json:"AllocationId"`
+	}
+	cli.json(t, &alloc, "ec2", "allocate-address", "--domain", "vpc")
+	if !strings.HasPrefix(alloc.PublicIP, client.prefix+".") {
+		t.Fatalf("allocated %q, want an address of the pool %s", alloc.PublicIP, client.pool())
+	}
+	public := net.JoinHostPort(alloc.PublicIP, "8080")
+	if line, err := client.dialLine(t, public); err == nil {
+		t.Fatalf("the elastic IP answered %q before it was associated", line)
+	}
+	var assoc struct {
+		AssociationID string `json:"AssociationId"`
+	}
+	cli.json(t, &assoc, "ec2", "associate-address", "--allocation-id", alloc.AllocationID, "--instance-id", id)
+	began := time.Now()
+	reachable := func(what string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, what, func() (bool, string) {
+			line, err := client.dialLine(t, public)
+			return err == nil && line == "koala-sg-hello", fmt.Sprint(line, err)
+		})
+	}
+	reachable("the guest at its elastic IP")
+	t.Logf("reachable at %s %s after associate-address returned", alloc.PublicIP, time.Since(began).Round(time.Millisecond))
+	if got := st.describe(t, id)[id].PublicIPAddress; got != alloc.PublicIP {
+		t.Errorf("describe-instances shows public IP %q, want %q", got, alloc.PublicIP)
+	}
+	var addrs struct {
+		Addresses []struct {
+			InstanceID       string `json:"InstanceId"`
+			AssociationID    string `json:"AssociationId"`
+			PrivateIPAddress string `json:"PrivateIpAddress"`
+		} `json:"Addresses"`
+	}
+	cli.json(t, &addrs, "ec2", "describe-addresses", "--filters", "Name=instance-id,Values="+id)
+	if len(addrs.Addresses) != 1 || addrs.Addresses[0].AssociationID != assoc.AssociationID || addrs.Addresses[0].PrivateIPAddress != private {
+		t.Errorf("describe-addresses by instance: %+v", addrs)
+	}
+	waitFor(t, 30*time.Second, "the client host seeing the guest come from its elastic IP", func() (bool, string) {
+		return seen.from(alloc.PublicIP)
+	})
+	waitFor(t, 30*time.Second, "the guest reading its public-ipv4", func() (bool, string) {
+		o := console()
+		return strings.Contains(o, "koala-public-ipv4="+alloc.PublicIP+"."), o
+	})
+
+	// Each daemon, killed and restarted, leaves the address in place.
+	for _, d := range st.netDaemons() {
+		d.kill9()
+		if err := d.start(); err != nil {
+			t.Fatalf("restart %s: %v", d.name, err)
+		}
+		reachable("the elastic IP after kill -9 and restart of " + d.name)
+	}
+
+	cli.run(t, "ec2", "disassociate-address", "--association-id", assoc.AssociationID)
+	waitFor(t, 30*time.Second, "the elastic IP unreachable after disassociate", func() (bool, string) {
+		line, err := client.dialLine(t, public)
+		return err != nil && !client.holds(alloc.PublicIP), fmt.Sprint(line, err)
+	})
+	if got := st.describe(t, id)[id].PublicIPAddress; got != "" {
+		t.Errorf("describe-instances shows public IP %q after disassociate", got)
+	}
+	for _, d := range st.netDaemons() {
+		d.kill9()
+		if err := d.start(); err != nil {
+			t.Fatalf("restart %s: %v", d.name, err)
+		}
+	}
+	time.Sleep(2 * time.Second) // let every daemon re-apply what it stores
+	if line, err := client.dialLine(t, public); err == nil {
+		t.Errorf("after disassociate and restarts the elastic IP answered %q", line)
+	}
+	cli.run(t, "ec2", "release-address", "--allocation-id", alloc.AllocationID)
 }

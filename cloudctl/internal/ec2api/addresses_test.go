@@ -214,3 +214,46 @@ func TestElasticIPs(t *testing.T) {
 		t.Errorf("re-allocation got %+v", got)
 	}
 }
+
+func TestModifyInstanceMetadataOptions(t *testing.T) {
+	e := newEnv(t)
+	e.putInstance(e.alice.AccountID, "i-0000000a", "us-east-1a", "10.0.0.5")
+	wantErr := func(cred admin.Credential, code string, kv ...string) {
+		t.Helper()
+		if r := e.call(cred, q(kv...), time.Time{}); r.code != code {
+			t.Errorf("%v: %d %s, want %s\n%s", kv, r.status, r.code, code, r.body)
+		}
+	}
+	mod := "ModifyInstanceMetadataOptions"
+	wantErr(e.alice, "InvalidParameterValue", "Action", mod, "InstanceId", "i-0000000a", "HttpTokens", "always")
+	wantErr(e.alice, "InvalidParameterValue", "Action", mod, "InstanceId", "i-0000000a", "HttpPutResponseHopLimit", "65")
+	wantErr(e.alice, "InvalidParameterValue", "Action", mod, "InstanceId", "i-0000000a", "InstanceMetadataTags", "enabled")
+	wantErr(e.alice, "MissingParameter", "Action", mod, "HttpTokens", "required")
+	wantErr(e.bob, "InvalidInstanceID.NotFound", "Action", mod, "InstanceId", "i-0000000a", "HttpTokens", "required")
+	if got := e.instance("i-0000000a").Metadata; got != (instances.MetadataOptions{}) {
+		t.Fatalf("bad input changed the options: %+v", got)
+	}
+	var res struct {
+		InstanceID string `xml:"instanceId"`
+		Options    struct {
+			State      string `xml:"state"`
+			HTTPTokens string `xml:"httpTokens"`
+			HopLimit   int    `xml:"httpPutResponseHopLimit"`
+			Endpoint   string `xml:"httpEndpoint"`
+		} `xml:"instanceMetadataOptions"`
+	}
+	body := e.ok(e.alice, q("Action", mod, "InstanceId", "i-0000000a", "HttpTokens", "required", "HttpPutResponseHopLimit", "2"))
+	if err := xml.Unmarshal([]byte(body), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.InstanceID != "i-0000000a" || res.Options.State != "applied" || res.Options.HTTPTokens != "required" ||
+		res.Options.HopLimit != 2 || res.Options.Endpoint != "enabled" {
+		t.Errorf("modify answered %+v", res)
+	}
+	// What is not given stays.
+	e.ok(e.alice, q("Action", mod, "InstanceId", "i-0000000a", "HttpEndpoint", "disabled"))
+	want := instances.MetadataOptions{HTTPTokens: "required", HTTPEndpoint: "disabled", HopLimit: 2}
+	if got := e.instance("i-0000000a").Metadata; got != want {
+		t.Errorf("stored %+v, want %+v", got, want)
+	}
+}

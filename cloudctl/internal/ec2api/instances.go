@@ -136,13 +136,6 @@ type cpuOptionsXML struct {
 	ThreadsPerCore int `xml:"threadsPerCore"`
 }
 
-type metadataOptionsXML struct {
-	State                   string `xml:"state"`
-	HTTPTokens              string `xml:"httpTokens"`
-	HTTPPutResponseHopLimit int    `xml:"httpPutResponseHopLimit"`
-	HTTPEndpoint            string `xml:"httpEndpoint"`
-}
-
 type instanceItem struct {
 	InstanceID         string              `xml:"instanceId"`
 	ImageID            string              `xml:"imageId"`
@@ -187,11 +180,11 @@ func (a *API) instanceXML(in instances.Instance, ts []tags.Tag) instanceItem {
 		InstanceType: in.Type.Name, LaunchTime: ec2query.Time{Time: in.Launched},
 		Placement:  placementXML{AvailabilityZone: in.Zone, Tenancy: "default"},
 		Monitoring: monitoringXML{"disabled"}, PrivateIP: in.PrivateIP, PublicIP: in.PublicIP, DNSName: in.PublicIP,
-		Groups: []groupItem2{},
+		Groups:       []groupItem2{},
 		Architecture: "x86_64", RootDeviceType: "instance-store", RootDeviceName: "/dev/sda1",
 		VirtualizationType: "paravirtual", ClientToken: in.ClientToken, Tags: tagSet(ts), Hypervisor: "xen",
 		CPUOptions:      cpuOptionsXML{CoreCount: in.Type.Cores, ThreadsPerCore: 1},
-		MetadataOptions: &metadataOptionsXML{State: "applied", HTTPTokens: "optional", HTTPPutResponseHopLimit: 1, HTTPEndpoint: "enabled"},
+		MetadataOptions: metadataOptions(in.Metadata),
 		PlatformDetails: "Linux/UNIX", UsageOperation: "RunInstances",
 	}
 	if in.Kernel != nil {
@@ -230,6 +223,7 @@ type launch struct {
 	zone       string
 	token      string
 	tags       []tags.Tag
+	metadata   instances.MetadataOptions
 }
 
 func (a *API) readLaunch(rq *request) (launch, error) {
@@ -285,6 +279,9 @@ func (a *API) readLaunch(rq *request) (launch, error) {
 	kernelID, ramdiskID := p.String("KernelId"), p.String("RamdiskId")
 	l.token = p.String("ClientToken")
 	if l.tags, err = tagSpecs(p, "instance"); err != nil {
+		return l, err
+	}
+	if l.metadata, err = readMetadataOptions(p, "MetadataOptions.", instances.MetadataOptions{}); err != nil {
 		return l, err
 	}
 	if err := rq.ready(); err != nil {
@@ -456,7 +453,7 @@ func (a *API) run(rq *request, l launch) (runResult, error) {
 			in := instances.Instance{
 				ID: ident.Resource("i"), Reservation: resv, Owner: me, LaunchIndex: i, Type: l.typ,
 				Image: imageRef, Kernel: &kernelRef, Ramdisk: ramdiskRef, KeyName: l.keyName, PublicKey: l.keyMat,
-				Groups: groups, UserData: l.userData, ClientToken: l.token, Zone: zone,
+				Groups: groups, UserData: l.userData, ClientToken: l.token, Zone: zone, Metadata: l.metadata,
 				State: api.Pending, Desired: api.Running, Launched: now, Since: now,
 			}
 			if err := instances.Put(tx, in); err != nil {
@@ -519,10 +516,11 @@ var instanceFilters = []string{
 	"platform-details", "private-dns-name", "private-ip-address", "ramdisk-id", "reason", "requester-id",
 	"reservation-id", "root-device-name", "root-device-type", "state-reason-code", "state-reason-message",
 	"tenancy", "virtualization-type", "usage-operation", "cpu-options.core-count", "cpu-options.threads-per-core",
-	"metadata-options.http-tokens", "metadata-options.http-endpoint", "node-name",
+	"metadata-options.http-tokens", "metadata-options.http-endpoint", "metadata-options.http-put-hop-limit", "node-name",
 }
 
 func (a *API) instanceAttrs(in instances.Instance) attrs {
+	md := in.Metadata.Effective()
 	at := attrs{
 		"architecture": {"x86_64"}, "availability-zone": {in.Zone}, "client-token": {in.ClientToken},
 		"dns-name": {in.PublicIP}, "ip-address": {in.PublicIP}, "hypervisor": {"xen"}, "image-id": {in.Image.ID}, "instance-id": {in.ID},
@@ -534,7 +532,8 @@ func (a *API) instanceAttrs(in instances.Instance) attrs {
 		"root-device-name": {"/dev/sda1"}, "root-device-type": {"instance-store"}, "tenancy": {"default"},
 		"virtualization-type": {"paravirtual"}, "usage-operation": {"RunInstances"},
 		"cpu-options.core-count": {strconv.Itoa(in.Type.Cores)}, "cpu-options.threads-per-core": {"1"},
-		"metadata-options.http-tokens": {"optional"}, "metadata-options.http-endpoint": {"enabled"},
+		"metadata-options.http-tokens": {md.HTTPTokens}, "metadata-options.http-endpoint": {md.HTTPEndpoint},
+		"metadata-options.http-put-hop-limit": {strconv.Itoa(md.HopLimit)},
 	}
 	if in.Kernel != nil {
 		at["kernel-id"] = []string{in.Kernel.ID}

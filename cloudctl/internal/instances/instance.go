@@ -53,9 +53,11 @@ type Instance struct {
 	// PublicIP is the address from the zone's pool the instance is
 	// reached at (see package addresses); the address record names the
 	// instance too, and both change in one transaction.
-	PublicIP string      `json:"public_ip,omitempty"`
-	State    string      `json:"state"`
-	Reason   *api.Reason `json:"reason,omitempty"`
+	PublicIP string `json:"public_ip,omitempty"`
+	// Metadata are the instance's metadata service options.
+	Metadata MetadataOptions `json:"metadata_options"`
+	State    string          `json:"state"`
+	Reason   *api.Reason     `json:"reason,omitempty"`
 	// Transition is EC2's StateTransitionReason, e.g. "User initiated
 	// (2026-11-22 10:00:00 GMT)".
 	Transition string    `json:"transition,omitempty"`
@@ -65,6 +67,32 @@ type Instance struct {
 	Since      time.Time `json:"since"` // in State since
 	// Generation is the newest cluster report applied.
 	Generation uint64 `json:"generation"`
+}
+
+// MetadataOptions are an instance's metadata service settings, EC2's
+// InstanceMetadataOptions. The zero value is EC2's default.
+type MetadataOptions struct {
+	// HTTPTokens is "optional" (IMDSv1 and v2) or "required" (IMDSv2
+	// only); empty means optional.
+	HTTPTokens string `json:"http_tokens,omitempty"`
+	// HTTPEndpoint is "enabled" or "disabled"; empty means enabled.
+	HTTPEndpoint string `json:"http_endpoint,omitempty"`
+	// HopLimit is the PUT response hop limit, 1 to 64; 0 means 1.
+	HopLimit int `json:"hop_limit,omitempty"`
+}
+
+// Effective returns o with the defaults filled in.
+func (o MetadataOptions) Effective() MetadataOptions {
+	if o.HTTPTokens == "" {
+		o.HTTPTokens = "optional"
+	}
+	if o.HTTPEndpoint == "" {
+		o.HTTPEndpoint = "enabled"
+	}
+	if o.HopLimit == 0 {
+		o.HopLimit = 1
+	}
+	return o
 }
 
 // Spec is the instance as a cluster runs it.

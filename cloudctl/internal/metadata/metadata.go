@@ -67,6 +67,9 @@ type Instance struct {
 	// does not enforce it: the reply leaves through the host that DNATs the
 	// request, so that host's packet filter is where the TTL is set.
 	HTTPPutHopLimit int
+	// Disabled is an instance whose metadata endpoint is turned off
+	// (HttpEndpoint disabled): every request gets an empty 403.
+	Disabled bool
 	// BlockDevices maps block-device-mapping/ names to devices, e.g.
 	// "ami" -> "sda1", "root" -> "/dev/sda1", "ephemeral0" -> "sda2".
 	BlockDevices map[string]string
@@ -201,6 +204,10 @@ func (s *Service) caller(w http.ResponseWriter, r *http.Request) (Instance, bool
 	}
 	if !ok {
 		writeError(w, http.StatusNotFound)
+		return Instance{}, false
+	}
+	if in.Disabled {
+		writeError(w, http.StatusForbidden)
 		return Instance{}, false
 	}
 	return in, true

@@ -651,3 +651,21 @@ func TestAccessLog(t *testing.T) {
 		t.Errorf("log line %v", rec)
 	}
 }
+
+func TestEndpointDisabled(t *testing.T) {
+	in := instA()
+	in.Disabled = true
+	s := New(Config{TokenKey: []byte("test key")}, loopbackAs(in), nil)
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodPut, "/latest/api/token"},
+		{http.MethodGet, "/latest/meta-data/instance-id"},
+		{http.MethodGet, "/latest/user-data"},
+		{http.MethodGet, "/"},
+	} {
+		w := do(t, s, tc.method, tc.path, lo, map[string]string{TTLHeader: "60"})
+		if w.Code != http.StatusForbidden || w.Body.Len() != 0 {
+			t.Errorf("%s %s: %d %q, want an empty 403", tc.method, tc.path, w.Code, w.Body)
+		}
+	}
+}

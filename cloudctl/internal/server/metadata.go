@@ -59,13 +59,14 @@ func (l *metadataLookup) Instance(ctx context.Context, source netip.Addr) (metad
 
 // metadataOf is what the metadata service tells an instance about itself.
 func metadataOf(in instances.Instance, region string) metadata.Instance {
+	opts := in.Metadata.Effective()
 	m := metadata.Instance{
 		ID: in.ID, ImageID: in.Image.ID, ManifestPath: in.Image.Location, LaunchIndex: in.LaunchIndex,
 		ReservationID: in.Reservation, InstanceType: in.Type.Name, Zone: in.Zone, Region: region,
 		AccountID: in.Owner, PrivateDNS: instances.PrivateDNS(in.PrivateIP, region), MAC: in.MAC,
 		UserData: in.UserData, LaunchTime: in.Launched,
 		// As DescribeInstances reports the instance's metadata options.
-		HTTPTokens: metadata.TokensOptional, HTTPPutHopLimit: 1,
+		HTTPTokens: opts.HTTPTokens, HTTPPutHopLimit: opts.HopLimit, Disabled: opts.HTTPEndpoint == "disabled",
 		BlockDevices: map[string]string{"ami": "sda1", "root": "/dev/sda1", "ephemeral0": "sda2"},
 	}
 	if in.Kernel != nil {
