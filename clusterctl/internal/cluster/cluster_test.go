@@ -24,15 +24,21 @@ func room(n int) sched.Resources { return small.Resources.Times(n) }
 // work) with UP nodes of the given capacities, named n0, n1, ...
 func newTestCluster(t *testing.T, policy sched.Policy, caps ...sched.Resources) *Cluster {
 	t.Helper()
+	pool, err := placement.NewPool("10.0.0.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newPoolCluster(t, pool, policy, caps...)
+}
+
+// newPoolCluster is newTestCluster leasing from pool.
+func newPoolCluster(t *testing.T, pool *placement.Pool, policy sched.Policy, caps ...sched.Resources) *Cluster {
+	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), state.Schema, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	pool, err := placement.NewPool("10.0.0.0/24")
-	if err != nil {
-		t.Fatal(err)
-	}
 	c, err := Open(db, Options{Zone: "z1", Policy: policy, Pool: pool, Heartbeat: time.Second, Poll: time.Second,
 		LaunchTimeout: time.Minute, KeepTerminated: time.Hour, Dial: func(string) NodeClient { return nil }})
 	if err != nil {
@@ -179,6 +185,30 @@ func TestRunIsIdempotentAndLeases(t *testing.T) {
 	res, err := c.Run(ctx, api.RunRequest{Instances: specs("b", 1)})
 	if err != nil || res.Instances[0].PrivateIP != gone.PrivateIP {
 		t.Fatalf("address not reused: %v %+v", err, res)
+	}
+	checkConsistent(t, c)
+}
+
+// TestStaticLeases checks STATIC mode's leases: only the MAC map's
+// addresses, each with its MAC, and no more instances than it has.
+func TestStaticLeases(t *testing.T) {
+	pool, err := placement.NewStaticPool("10.0.0.0/24", []string{"52:54:00:00:00:09=10.0.0.9", "52:54:00:00:00:07=10.0.0.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newPoolCluster(t, pool, sched.Greedy, room(4))
+	res, err := c.Run(context.Background(), api.RunRequest{MinCount: 1, Instances: specs("s", 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(res.Instances[0].PrivateIP, res.Instances[0].MAC, res.Instances[1].PrivateIP, res.Instances[1].MAC, len(res.Instances))
+	if want := fmt.Sprint("10.0.0.7", "52:54:00:00:00:07", "10.0.0.9", "52:54:00:00:00:09", 2); got != want {
+		t.Errorf("leases %s, want %s", got, want)
+	}
+	_, err = c.Run(context.Background(), api.RunRequest{MinCount: 1, Instances: specs("t", 1)})
+	var ce *CapacityError
+	if !errors.As(err, &ce) || !ce.Addresses {
+		t.Errorf("a run past the map: %v, want a capacity error for addresses", err)
 	}
 	checkConsistent(t, c)
 }

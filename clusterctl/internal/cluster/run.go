@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/koala-cloud/koala/clusterctl/internal/placement"
 	"github.com/koala-cloud/koala/clusterctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/sched"
@@ -76,7 +75,7 @@ func (c *Cluster) Run(ctx context.Context, req api.RunRequest) (api.RunResponse,
 		}
 		for i, k := range picks {
 			spec := fresh[i]
-			spec.Node, spec.PrivateIP, spec.MAC = recs[k].Name, ips[i], placement.MAC(ips[i])
+			spec.Node, spec.PrivateIP, spec.MAC = recs[k].Name, ips[i], c.opt.Pool.MAC(ips[i])
 			in := &state.Instance{
 				Spec:    spec,
 				Status:  api.InstanceStatus{State: api.Pending, Since: t.now},

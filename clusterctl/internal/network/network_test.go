@@ -1,8 +1,8 @@
 package network
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -19,10 +19,10 @@ import (
 type fakeHost struct {
 	mu      sync.Mutex
 	links   map[string]bool
-	cmds    []string          // argv joined by spaces; sysctls as "sysctl KEY=VALUE"
-	scripts []string          // stdin of each nft run
-	fail    map[string]error  // command prefix -> error
-	sysctls map[string]string // written values
+	cmds    []string            // argv joined by spaces; sysctls as "sysctl KEY=VALUE"
+	scripts []string            // stdin of each nft run
+	fail    map[string]error    // command prefix -> error
+	sysctls map[string]string   // written values
 	addrs   map[string][]string // device -> "a.b.c.d/len" held, for ip addr
 }
 

@@ -75,6 +75,10 @@ type NetworkConfig struct {
 	// ARP for it) and drops the pool's others. Empty leaves routing the
 	// pool to this host to the administrator.
 	PublicInterface string `json:"public_interface,omitempty"`
+	// MACMap is STATIC mode's fixed leases, "MAC=IP" each (Eucalyptus's
+	// VNET_MACMAP): instances get only these addresses, with these MACs,
+	// by DHCP.
+	MACMap []string `json:"mac_map,omitempty"`
 }
 
 // Duration is a time.Duration written as "15m" in JSON.
@@ -125,8 +129,8 @@ func (c Config) Validate() error {
 	if _, err := sched.ParsePolicy(c.Policy); err != nil {
 		errs = append(errs, fmt.Errorf("policy: %w", err))
 	}
-	if _, err := placement.NewPool(c.Subnet); err != nil {
-		errs = append(errs, err)
+	if _, err := c.pool(); err != nil {
+		errs = append(errs, fmt.Errorf("network: %w", err))
 	} else if _, err := c.network(); err != nil {
 		errs = append(errs, fmt.Errorf("network: %w", err))
 	}
@@ -142,13 +146,25 @@ func (c Config) Validate() error {
 }
 
 // network is the network package's configuration for c, checked.
+// pool is the cluster's private address pool: the subnet, or in STATIC
+// mode the addresses of the MAC map.
+func (c Config) pool() (*placement.Pool, error) {
+	if c.Network.Mode == string(network.Static) {
+		return placement.NewStaticPool(c.Subnet, c.Network.MACMap)
+	}
+	if len(c.Network.MACMap) > 0 {
+		return nil, fmt.Errorf("mac_map is for STATIC mode, not %s", c.Network.Mode)
+	}
+	return placement.NewPool(c.Subnet)
+}
+
 func (c Config) network() (network.Config, error) {
 	n := c.Network
 	mode, err := network.ParseMode(n.Mode)
 	if err != nil {
 		return network.Config{}, err
 	}
-	pool, err := placement.NewPool(c.Subnet)
+	pool, err := c.pool()
 	if err != nil {
 		return network.Config{}, err
 	}

@@ -22,7 +22,8 @@ func TestNetworkConfig(t *testing.T) {
 	}
 
 	static := base
-	static.Network = NetworkConfig{Mode: "STATIC", Bridge: "br9", DNS: []string{"192.0.2.53"}, Metadata: "10.0.0.1:8780"}
+	static.Network = NetworkConfig{Mode: "STATIC", Bridge: "br9", DNS: []string{"192.0.2.53"}, Metadata: "10.0.0.1:8780",
+		MACMap: []string{"52:54:00:00:00:05=10.0.0.5"}}
 	got, err := static.network()
 	if err != nil {
 		t.Fatal(err)
@@ -41,11 +42,15 @@ func TestNetworkConfig(t *testing.T) {
 		want string
 	}{
 		{"unknown mode", NetworkConfig{Mode: "VPC", Bridge: "koala0"}, "mode"},
-		{"no bridge", NetworkConfig{Mode: "STATIC"}, "bridge"},
-		{"gateway in the pool", NetworkConfig{Mode: "STATIC", Bridge: "koala0", Gateway: "10.0.0.7"}, "gateway"},
-		{"gateway outside the subnet", NetworkConfig{Mode: "STATIC", Bridge: "koala0", Gateway: "10.0.1.1"}, "gateway"},
-		{"gateway is the broadcast", NetworkConfig{Mode: "STATIC", Bridge: "koala0", Gateway: "10.0.0.255"}, "gateway"},
-		{"bad dns", NetworkConfig{Mode: "STATIC", Bridge: "koala0", DNS: []string{"ns1"}}, "dns"},
+		{"no bridge", NetworkConfig{Mode: "MANAGED"}, "bridge"},
+		{"gateway in the pool", NetworkConfig{Mode: "MANAGED", Bridge: "koala0", Gateway: "10.0.0.7"}, "gateway"},
+		{"gateway in the map", NetworkConfig{Mode: "STATIC", Bridge: "koala0", Gateway: "10.0.0.7", MACMap: []string{"52:54:00:00:00:07=10.0.0.7"}}, "gateway"},
+		{"gateway outside the subnet", NetworkConfig{Mode: "STATIC", Bridge: "koala0", Gateway: "10.0.1.1", MACMap: []string{"52:54:00:00:00:07=10.0.0.7"}}, "gateway"},
+		{"gateway is the broadcast", NetworkConfig{Mode: "MANAGED", Bridge: "koala0", Gateway: "10.0.0.255"}, "gateway"},
+		{"bad dns", NetworkConfig{Mode: "MANAGED", Bridge: "koala0", DNS: []string{"ns1"}}, "dns"},
+		{"static without a map", NetworkConfig{Mode: "STATIC", Bridge: "koala0"}, "mac map"},
+		{"a map outside STATIC", NetworkConfig{Mode: "MANAGED", Bridge: "koala0", MACMap: []string{"52:54:00:00:00:07=10.0.0.7"}}, "mac_map"},
+		{"public interface is the bridge", NetworkConfig{Mode: "MANAGED", Bridge: "koala0", PublicInterface: "koala0"}, "public interface"},
 		{"metadata without port", NetworkConfig{Mode: "SYSTEM", Bridge: "koala0", Metadata: "10.0.0.1"}, "metadata"},
 		{"metadata ipv6", NetworkConfig{Mode: "SYSTEM", Bridge: "koala0", Metadata: "[::1]:80"}, "metadata"},
 	} {

@@ -14,7 +14,6 @@ import (
 	"github.com/koala-cloud/koala/clusterctl/internal/admin"
 	"github.com/koala-cloud/koala/clusterctl/internal/cluster"
 	"github.com/koala-cloud/koala/clusterctl/internal/network"
-	"github.com/koala-cloud/koala/clusterctl/internal/placement"
 	"github.com/koala-cloud/koala/clusterctl/internal/state"
 	"github.com/koala-cloud/koala/pkg/adminsock"
 	"github.com/koala-cloud/koala/pkg/api"
@@ -106,7 +105,7 @@ func openCluster(cfg Config, db *store.DB, cred api.Credentials, cloud *api.Clie
 	if err != nil {
 		return nil, err
 	}
-	pool, err := placement.NewPool(cfg.Subnet)
+	pool, err := cfg.pool()
 	if err != nil {
 		return nil, err
 	}
