@@ -18,9 +18,9 @@ import (
 const userDataProbe = `#!/bin/sh
 md=http://169.254.169.254/latest
 v1=$(wget -q -O - $md/meta-data/instance-id)
-ip=$(wget -q -O - $md/meta-data/local-ipv4)
 tok=$(printf 'PUT /latest/api/token HTTP/1.0\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n' | nc 169.254.169.254 80 | tail -n 1)
 v2=$(wget -q -O - --header "X-aws-ec2-metadata-token: $tok" $md/meta-data/instance-id)
+ip=$(wget -q -O - --header "X-aws-ec2-metadata-token: $tok" $md/meta-data/local-ipv4)
 echo "koala-e2e-userdata v1=$v1 v2=$v2 ip=$ip"
 `
 
@@ -29,9 +29,15 @@ echo "koala-e2e-userdata v1=$v1 v2=$v2 ip=$ip"
 // network 198.18.<base>.0/24, and the aws CLI as its user.
 func startNetStack(t *testing.T, base int) (*instStack, *awsCLI) {
 	t.Helper()
+	return startModeStack(t, "MANAGED-NOVLAN", base)
+}
+
+// startModeStack is startNetStack with the cluster in network mode mode.
+func startModeStack(t *testing.T, mode string, base int) (*instStack, *awsCLI) {
+	t.Helper()
 	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
 	st := startInstStack(t, stackSpec{
-		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: "MANAGED-NOVLAN", subnetBase: base,
+		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: mode, subnetBase: base,
 		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20}, clientHost: true,
 	})
 	return st, st.cli(t)
@@ -206,10 +212,22 @@ func TestNetworkSecurityGroups(t *testing.T) {
 }
 
 // TestNetworkSourceGroups checks that two instances in different groups
-// cannot reach each other until a source-group rule lets one group in.
+// cannot reach each other until a source-group rule lets one group in,
+// in MANAGED-NOVLAN mode (one layer 2 for all, groups enforced on the
+// bridge) and in MANAGED mode (a layer 2 segment per group, routed
+// through the host).
 func TestNetworkSourceGroups(t *testing.T) {
 	t.Parallel()
-	st, cli := startNetStack(t, 160)
+	for mode, base := range map[string]int{"MANAGED-NOVLAN": 160, "MANAGED": 165} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testSourceGroups(t, mode, base)
+		})
+	}
+}
+
+func testSourceGroups(t *testing.T, mode string, base int) {
+	st, cli := startModeStack(t, mode, base)
 	var web, app struct {
 		GroupID string `json:"GroupId"`
 	}
