@@ -38,6 +38,13 @@ type Ruleset struct {
 	Elastic []NAT
 	// Metadata, when set, redirects guests' metadata requests.
 	Metadata *MetadataRedirect
+	// Segmented puts each port's Segment on its own layer 2 (MANAGED
+	// mode): frames between local ports of different segments are
+	// dropped, so such guests reach each other only through the host,
+	// which routes (answering their ARP: proxy_arp_pvlan on the bridge)
+	// and filters them in the inet table. The host sends no ICMP
+	// redirects onto the bridge, which would point them at each other.
+	Segmented bool
 }
 
 // Port is one guest network interface.
@@ -56,6 +63,10 @@ type Port struct {
 	// Groups are the IDs of the security groups the port is a member of.
 	// An ID without a Group entry counts as a group without rules.
 	Groups []string
+	// Segment names the port's layer 2 segment when the Ruleset is
+	// Segmented (the instance's first group); empty is a segment of its
+	// own.
+	Segment string
 }
 
 // Group is a security group.
@@ -152,6 +163,9 @@ func (rs Ruleset) Validate() error {
 			if !isID(g) {
 				return invalid("port %s: group %q: not an ID", p.Instance, g)
 			}
+		}
+		if p.Segment != "" && !isID(p.Segment) {
+			return invalid("port %s: segment %q: not an ID", p.Instance, p.Segment)
 		}
 		if p.Iface == "" {
 			continue

@@ -81,26 +81,28 @@ func Render(rs Ruleset) (string, error) {
 // model is a Ruleset normalised for rendering: sorted, de-duplicated, with
 // lookups precomputed.
 type model struct {
-	bridge   string
-	tables   Tables
-	ports    []Port // sorted by instance
-	local    []Port // ports with an Iface, sorted by instance
-	groupIDs []string
-	groups   map[string]Group
-	members  map[string][]netip.Addr // referenced source group -> member IPs
-	nats     []NAT                   // sorted by public address
-	owner    map[netip.Addr]string   // private IP -> instance
-	metadata *MetadataRedirect
+	bridge    string
+	tables    Tables
+	ports     []Port // sorted by instance
+	local     []Port // ports with an Iface, sorted by instance
+	groupIDs  []string
+	groups    map[string]Group
+	members   map[string][]netip.Addr // referenced source group -> member IPs
+	nats      []NAT                   // sorted by public address
+	owner     map[netip.Addr]string   // private IP -> instance
+	metadata  *MetadataRedirect
+	segmented bool
 }
 
 func newModel(rs Ruleset) *model {
 	m := &model{
-		bridge:   rs.Bridge,
-		tables:   TablesFor(rs.Bridge),
-		groups:   map[string]Group{},
-		members:  map[string][]netip.Addr{},
-		owner:    map[netip.Addr]string{},
-		metadata: rs.Metadata,
+		bridge:    rs.Bridge,
+		tables:    TablesFor(rs.Bridge),
+		groups:    map[string]Group{},
+		members:   map[string][]netip.Addr{},
+		owner:     map[netip.Addr]string{},
+		metadata:  rs.Metadata,
+		segmented: rs.Segmented,
 	}
 	m.ports = slices.Clone(rs.Ports)
 	slices.SortFunc(m.ports, func(a, b Port) int { return strings.Compare(a.Instance, b.Instance) })
@@ -202,6 +204,7 @@ func (m *model) bridgeTable(w *writer) {
 		{"forward_egress", "type filter hook forward priority -10; policy accept;"},
 		{"forward_ingress", "type filter hook forward priority 0; policy accept;"},
 		{"forward_track", "type filter hook forward priority 10; policy accept;"},
+		{"output", "type filter hook output priority 0; policy accept;"},
 	} {
 		w.line("")
 		w.line("\tchain %s {", c.name)
@@ -269,6 +272,9 @@ func (m *model) bridgeTable(w *writer) {
 	} {
 		w.line("")
 		w.line("\tchain %s {", dir.chain)
+		if !dir.ingress {
+			m.segmentRules(w)
+		}
 		w.line("\t\tether type arp accept")
 		if dir.ingress {
 			w.line("\t\toifname %s ether type != ip drop comment %q", set(ifaces), "guests receive IPv4 and ARP only")
@@ -307,6 +313,18 @@ func (m *model) bridgeTable(w *writer) {
 	w.line("\t\tmeta l4proto { tcp, udp } update @flows { ip saddr . ip daddr . meta l4proto . th sport . th dport }")
 	w.line("\t\ticmp type echo-request update @pings { ip saddr . ip daddr . icmp id }")
 	w.line("\t}")
+	if segs := m.segments(); len(segs) > 1 {
+		// The host answers ARP for every guest (proxy_arp_pvlan), so that
+		// segments reach each other through it; within a segment its answer
+		// would route guests that share layer 2 through it, one way only.
+		w.line("")
+		w.line("\tchain output {")
+		for _, sg := range segs {
+			w.line("\t\toifname %s arp operation reply arp saddr ip %s drop comment %q",
+				set(sg.ports), set(sg.ips), "guests of segment "+sg.name+" answer for each other")
+		}
+		w.line("\t}")
+	}
 	w.line("}")
 }
 
@@ -362,6 +380,9 @@ func (m *model) inetTable(w *writer) {
 	w.line("\tchain output_ingress {")
 	w.line("\t\ttype filter hook output priority 0; policy accept;")
 	w.line("\t\toifname != %s accept", br)
+	if m.segmented {
+		w.line("\t\ticmp type redirect drop comment %q", "segments reach each other through this host only")
+	}
 	w.line("\t\tct state established,related accept")
 	w.line("\t\tudp sport 67 udp dport 68 accept comment %q", "DHCP")
 	if len(m.ports) > 0 {
@@ -372,6 +393,62 @@ func (m *model) inetTable(w *writer) {
 	m.portChains(w, m.ports)
 	m.groupChains(w)
 	w.line("}")
+}
+
+// segment is the local ports of one layer 2 segment (Ruleset.Segmented).
+type segment struct {
+	name       string
+	ports, ips []string // sorted
+}
+
+// segments groups the local ports by segment, sorted by name; a port
+// without a segment is one of its own. Nil unless the ruleset is
+// Segmented.
+func (m *model) segments() []segment {
+	if !m.segmented {
+		return nil
+	}
+	idx := map[string]int{}
+	var out []segment
+	for _, p := range m.local {
+		name := p.Segment
+		if name == "" {
+			name = "instance " + p.Instance
+		}
+		i, ok := idx[name]
+		if !ok {
+			i = len(out)
+			idx[name] = i
+			out = append(out, segment{name: name})
+		}
+		out[i].ports = append(out[i].ports, quote(p.Iface))
+		out[i].ips = append(out[i].ips, p.IP.String())
+	}
+	for i := range out {
+		slices.Sort(out[i].ports)
+		slices.SortFunc(out[i].ips, compareAddrText)
+	}
+	slices.SortFunc(out, func(a, b segment) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// segmentRules drops frames from a local port to a local port of another
+// segment (see Ruleset.Segmented).
+func (m *model) segmentRules(w *writer) {
+	segs := m.segments()
+	if len(segs) < 2 {
+		return
+	}
+	for _, sg := range segs {
+		var others []string
+		for _, o := range segs {
+			if o.name != sg.name {
+				others = append(others, o.ports...)
+			}
+		}
+		slices.Sort(others)
+		w.line("\t\tiifname %s oifname %s drop comment %q", set(sg.ports), set(others), "segment "+sg.name)
+	}
 }
 
 // natTable renders elastic IP DNAT/SNAT and the metadata DNAT.

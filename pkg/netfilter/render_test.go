@@ -127,6 +127,18 @@ func goldenCases() []struct {
 				{Instance: "i-c", Iface: "vnet2", MAC: mustMAC("02:77:00:00:00:0c"), IP: ip("10.77.0.12")},
 			},
 		}},
+		{"segments", Ruleset{
+			Bridge:    "br0",
+			Segmented: true,
+			Ports: func() []Port {
+				a, b := portA("sg-web"), portB("sg-db", "sg-web")
+				a.Segment, b.Segment = "sg-web", "sg-db"
+				c := Port{Instance: "i-c", Iface: "vnet2", MAC: mustMAC("02:77:00:00:00:0c"), IP: ip("10.77.0.12"),
+					Groups: []string{"sg-web"}, Segment: "sg-web"}
+				return []Port{a, b, c}
+			}(),
+			Groups: []Group{{ID: "sg-web", Egress: allEgress}, {ID: "sg-db", Egress: allEgress}},
+		}},
 	}
 }
 

@@ -252,3 +252,133 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestManagedSegmentsInNetns checks MANAGED mode's segments on a real
+// bridge: guests of one group share layer 2, guests of different groups
+// do not (each sees the other at the bridge's MAC, through the host), and
+// the host routes between them only as their groups' rules allow.
+func TestManagedSegmentsInNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root for network namespaces")
+	}
+	for _, bin := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			skipOrFail(t, "%s not installed: %v", bin, err)
+		}
+	}
+	suffix := fmt.Sprintf("%06x", rand.Uint32()&0xffffff)
+	host := "kzs-host-" + suffix
+	type guest struct {
+		ns, port, ip string
+		lease        Lease
+	}
+	guests := []*guest{
+		{ns: "kzs-a1-" + suffix, port: "kzsp1", ip: "10.68.0.11"},
+		{ns: "kzs-b1-" + suffix, port: "kzsp2", ip: "10.68.0.12"},
+		{ns: "kzs-a2-" + suffix, port: "kzsp3", ip: "10.68.0.13"},
+	}
+	groups := [][]string{{"sg-a"}, {"sg-b"}, {"sg-a"}}
+	for _, ns := range []string{host, guests[0].ns, guests[1].ns, guests[2].ns} {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			skipOrFail(t, "cannot create network namespaces: %v: %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	run(t, "ip", "-n", host, "link", "set", "lo", "up")
+	inHost := []string{"ip", "netns", "exec", host}
+	dir := t.TempDir()
+	cfg := Config{Mode: Managed, Bridge: "kzsbr0", Subnet: netip.MustParsePrefix("10.68.0.0/24"),
+		Gateway: netip.MustParseAddr("10.68.0.1"), DHCPDir: filepath.Join(dir, "dhcp"), DHCPUser: "root", DHCPExec: inHost}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	n, err := New(cfg, Deps{Host: Exec{Prefix: inHost}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	var leases []Lease
+	for i, g := range guests {
+		g.lease = lease("i-"+g.ns[4:6], g.ip)
+		g.lease.Groups, g.lease.Iface = groups[i], g.port
+		leases = append(leases, g.lease)
+		run(t, "ip", "link", "add", "kzsv0", "netns", g.ns, "type", "veth", "peer", "name", g.port, "netns", host)
+		run(t, "ip", "-n", g.ns, "link", "set", "kzsv0", "address", g.lease.MAC.String())
+		run(t, "ip", "-n", g.ns, "addr", "add", g.ip+"/24", "dev", "kzsv0")
+		run(t, "ip", "-n", g.ns, "link", "set", "kzsv0", "up")
+		run(t, "ip", "-n", g.ns, "link", "set", "lo", "up")
+		run(t, "ip", "-n", g.ns, "route", "add", "default", "via", "10.68.0.1")
+	}
+	sgA := func(sources ...string) netfilter.Group {
+		return netfilter.Group{ID: "sg-a",
+			Ingress: []netfilter.Rule{{Protocol: netfilter.TCP, FromPort: 8000, ToPort: 8000, SourceGroups: sources}},
+			Egress:  []netfilter.Rule{{Protocol: netfilter.All, CIDRs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}}}
+	}
+	sgB := netfilter.Group{ID: "sg-b", Egress: []netfilter.Rule{{Protocol: netfilter.All, CIDRs: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}}}
+	sync := func(gs ...netfilter.Group) {
+		t.Helper()
+		if err := n.Sync(context.Background(), leases, Groups{Received: true, Set: gs}, Addresses{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync(sgA(), sgB)
+	for _, g := range guests {
+		run(t, "ip", "-n", host, "link", "set", g.port, "master", cfg.Bridge, "up")
+	}
+	// a1 serves tcp 8000.
+	var ln net.Listener
+	inNetns(t, guests[0].ns, func() { ln, err = net.Listen("tcp4", guests[0].ip+":8000") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "hello\n")
+			c.Close()
+		}
+	}()
+	reach := func(from *guest) error {
+		var c net.Conn
+		var err error
+		inNetns(t, from.ns, func() { c, err = net.DialTimeout("tcp4", guests[0].ip+":8000", 2*time.Second) })
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		_, err = io.ReadAll(c)
+		return err
+	}
+	// neighbor is the MAC from's neighbour table holds for a1.
+	neighbor := func(from *guest) string {
+		out := run(t, "ip", "-n", from.ns, "neigh", "show", guests[0].ip, "dev", "kzsv0")
+		if f := strings.Fields(out); len(f) >= 3 && f[1] == "lladdr" {
+			return f[2]
+		}
+		return ""
+	}
+	brMAC := strings.Fields(run(t, "ip", "-n", host, "-br", "link", "show", "dev", cfg.Bridge))[2]
+	a2, b1 := guests[2], guests[1]
+	sync(sgA("sg-a"), sgB)
+	if err := reach(a2); err != nil {
+		t.Errorf("a2 -> a1 in the same group, allowed: %v\nneigh a2: %s\nneigh a1: %s\n%s", err,
+			run(t, "ip", "-n", a2.ns, "neigh"), run(t, "ip", "-n", guests[0].ns, "neigh"),
+			run(t, "ip", "netns", "exec", host, "nft", "list", "table", "bridge", "koala_kzsbr0"))
+	}
+	if got := neighbor(a2); got != guests[0].lease.MAC.String() {
+		t.Errorf("a2 sees a1 at %q, want a1's own MAC %s: one segment shares layer 2", got, guests[0].lease.MAC)
+	}
+	if err := reach(b1); err == nil {
+		t.Errorf("b1 -> a1 across segments before a rule allowed it: reached")
+	}
+	sync(sgA("sg-a", "sg-b"), sgB)
+	if err := reach(b1); err != nil {
+		t.Errorf("b1 -> a1 once sg-a admits sg-b: %v\n%s", err, run(t, "ip", "netns", "exec", host, "nft", "list", "ruleset"))
+	}
+	if got := neighbor(b1); got != brMAC {
+		t.Errorf("b1 sees a1 at %q, want the bridge's MAC %s: the segments share layer 2", got, brMAC)
+	}
+}

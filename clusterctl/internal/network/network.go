@@ -192,6 +192,11 @@ func (n *Network) Sync(ctx context.Context, leases []Lease, groups Groups, addrs
 			errs = append(errs, err)
 		}
 		n.forwarding(ctx)
+		if n.cfg.Mode == Managed {
+			if err := n.segmentsRouted(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := n.syncDHCP(ctx, Hosts(leases)); err != nil {
 			errs = append(errs, err)
 		}
@@ -322,11 +327,27 @@ func (n *Network) Ruleset(leases []Lease, groups Groups, addrs Addresses) netfil
 		return rs
 	}
 	rs.Groups = groups.Set
+	rs.Ports = n.ports(leases)
+	if n.cfg.Mode == Managed {
+		rs.Segmented = true
+		for i, p := range rs.Ports { // the instance's first group, as launched
+			if len(p.Groups) > 0 {
+				rs.Ports[i].Segment = p.Groups[0]
+			}
+		}
+	}
+	return rs
+}
+
+// ports are the leases as packet-filter ports, sorted by address, each
+// with its device when the device can be filtered (see Ruleset). A
+// device it leaves out is logged.
+func (n *Network) ports(leases []Lease) []netfilter.Port {
 	claims := map[string]int{}
 	for _, l := range leases {
 		claims[l.Iface]++
 	}
-	rs.Ports = make([]netfilter.Port, 0, len(leases))
+	out := make([]netfilter.Port, 0, len(leases))
 	for _, l := range leases {
 		p := netfilter.Port{Instance: l.Instance, MAC: l.MAC, IP: l.IP.Unmap(), Groups: l.Groups}
 		if l.Iface != "" {
@@ -337,10 +358,10 @@ func (n *Network) Ruleset(leases []Lease, groups Groups, addrs Addresses) netfil
 					"claims", claims[l.Iface])
 			}
 		}
-		rs.Ports = append(rs.Ports, p)
+		out = append(out, p)
 	}
-	slices.SortFunc(rs.Ports, func(a, b netfilter.Port) int { return a.IP.Compare(b.IP) })
-	return rs
+	slices.SortFunc(out, func(a, b netfilter.Port) int { return a.IP.Compare(b.IP) })
+	return out
 }
 
 // IsIface reports whether s is a Linux interface name the packet filter
@@ -391,4 +412,19 @@ func HostName(ip netip.Addr) string {
 // DefaultDHCPDir is where dnsmasq's files live inside a data directory.
 func DefaultDHCPDir(dataDir string) (string, error) {
 	return filepath.Abs(filepath.Join(dataDir, "dhcp"))
+}
+
+// segmentsRouted has the host route between MANAGED mode's segments:
+// with proxy ARP for the bridge's own subnet (proxy_arp_pvlan), a guest
+// asking for a guest of another segment, whose frames the packet filter
+// keeps apart, is answered with the bridge's address and sends through
+// the host, whose inet table applies the security groups.
+func (n *Network) segmentsRouted(ctx context.Context) error {
+	var errs []error
+	for _, key := range []string{"proxy_arp", "proxy_arp_pvlan"} {
+		if err := n.host.WriteSysctl(ctx, "net/ipv4/conf/"+n.cfg.Bridge+"/"+key, "1"); err != nil {
+			errs = append(errs, fmt.Errorf("managed segments: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

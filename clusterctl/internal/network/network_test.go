@@ -81,6 +81,16 @@ func (h *fakeHost) Run(ctx context.Context, stdin string, argv ...string) ([]byt
 		}
 	case len(argv) == 6 && argv[1] == "addr" && argv[2] == "del" && argv[4] == "dev":
 		h.addrs[argv[5]] = slices.DeleteFunc(h.addrs[argv[5]], func(a string) bool { return a == argv[3] })
+	case len(argv) == 4 && argv[1] == "-j" && argv[2] == "link" && argv[3] == "show":
+		var links []map[string]string
+		for l := range h.links {
+			links = append(links, map[string]string{"ifname": l})
+		}
+		return json.Marshal(links)
+	case len(argv) >= 8 && argv[1] == "link" && argv[2] == "add" && argv[3] == "link":
+		h.links[argv[6]] = true
+	case slices.Contains(argv, "-j"):
+		return []byte("[]"), nil
 	}
 	return nil, nil
 }
@@ -188,7 +198,8 @@ func TestSyncByMode(t *testing.T) {
 		{name: "static", mode: Static, want: append(slices.Clone(bridgeUp), "nft -f -"), dhcp: true, nft: true},
 		{name: "managed-novlan with metadata", mode: ManagedNoVLAN, metadata: "10.0.0.1:8080",
 			want: append(slices.Clone(bridgeUp), "nft -f -"), dhcp: true, nft: true},
-		{name: "managed", mode: Managed, want: append(slices.Clone(bridgeUp), "nft -f -"), dhcp: true, nft: true},
+		{name: "managed", mode: Managed, want: append(slices.Clone(bridgeUp), "sysctl net/ipv4/conf/koala0/proxy_arp=1",
+			"sysctl net/ipv4/conf/koala0/proxy_arp_pvlan=1", "nft -f -"), dhcp: true, nft: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(tc.mode)
