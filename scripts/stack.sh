@@ -19,6 +19,12 @@ NODECTL_ADDR=${NODECTL_ADDR:-127.0.0.1:8775}
 NODE_NAME=${NODE_NAME:-node-1}
 BRIDGE=${BRIDGE:-koala0}
 METADATA_PORT=${METADATA_PORT:-8780}
+# Elastic IPs: the pool (addresses, FIRST-LAST ranges or CIDRs, space
+# separated) and the interface they arrive on. Without an interface the
+# addresses reach the guests from this host only; with one, clusterctl
+# holds each associated address on it so the LAN reaches it too.
+PUBLIC_IPS=${PUBLIC_IPS:-198.51.100.16/28}
+PUBLIC_IF=${PUBLIC_IF:-}
 
 alive() { [[ -f $run/$1.pid ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 
@@ -110,7 +116,8 @@ start_clusterctl() {
     "mode": "MANAGED-NOVLAN",
     "bridge": "$BRIDGE",
     "gateway": "10.200.0.1",
-    "metadata": "10.200.0.1:${METADATA_PORT}"
+    "metadata": "10.200.0.1:${METADATA_PORT}",
+    "public_interface": "$PUBLIC_IF"
   }
 }
 JSON
@@ -118,6 +125,8 @@ JSON
   start clusterctl serve -config "$cfg"
   wait_http clusterctl "http://$CLUSTERCTL_ADDR/_health"
   bin/cloudctl admin cluster register "$ZONE" "http://$CLUSTERCTL_ADDR" -config "$var/cloudctl/config.json"
+  # shellcheck disable=SC2086 # one word per pool entry
+  bin/cloudctl admin cluster addresses "$ZONE" $PUBLIC_IPS -config "$var/cloudctl/config.json"
 }
 
 start_nodectl() {
