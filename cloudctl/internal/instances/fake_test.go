@@ -61,7 +61,7 @@ type fakeCluster struct {
 	groupsErr  *fakeErr
 	groupTries int
 	addrs      []api.AddressesRequest // bodies of the PUTs of the addresses
-	acts       []string // "id verb"
+	acts       []string               // "id verb"
 	types      map[string]string
 }
 

@@ -126,7 +126,9 @@ type zoneDoc struct {
 // zoneDocs are the security groups and the public addresses.
 var zoneDocs = []zoneDoc{
 	{"groups", func(tx *store.Tx, zone string) (any, error) { return zoneGroups(tx, zone) },
-		func(ctx context.Context, cl *api.Client, doc any) error { return cl.PutGroups(ctx, doc.(api.GroupsRequest)) }},
+		func(ctx context.Context, cl *api.Client, doc any) error {
+			return cl.PutGroups(ctx, doc.(api.GroupsRequest))
+		}},
 	{"addresses", func(tx *store.Tx, zone string) (any, error) { return zoneAddresses(tx, zone) },
 		func(ctx context.Context, cl *api.Client, doc any) error {
 			return cl.PutAddresses(ctx, doc.(api.AddressesRequest))
