@@ -93,6 +93,7 @@ var codes = map[string]status{
 	"InstanceLimitExceeded":               {http.StatusBadRequest, "You have reached the limit on the number of instances you can run concurrently."},
 	"IncorrectInstanceState":              {http.StatusBadRequest, "The instance is in an incorrect state for the requested action."},
 	"InsufficientInstanceCapacity":        {http.StatusInternalServerError, "There is not enough capacity to fulfill your request."},
+	"InsufficientFreeAddressesInSubnet":   {http.StatusBadRequest, "The specified subnet does not contain enough free private IP addresses to fulfill your request."},
 	"InvalidInstanceID.Malformed":         {http.StatusBadRequest, "The instance ID is malformed."},
 	"InvalidInstanceID.NotFound":          {http.StatusBadRequest, "The instance ID does not exist."},
 	"InvalidInstanceAttributeValue":       {http.StatusBadRequest, "The specified instance attribute value is not valid."},

@@ -136,6 +136,8 @@ type clusterNetwork struct {
 	Metadata string `json:"metadata,omitempty"`
 	// PublicInterface holds the cluster's elastic IPs.
 	PublicInterface string `json:"public_interface,omitempty"`
+	// MACMap is STATIC mode's leases.
+	MACMap []string `json:"mac_map,omitempty"`
 }
 
 type capacityConfig struct {
@@ -196,6 +198,15 @@ type node struct {
 	name    string
 	config  string
 	dataDir string
+}
+
+// staticMap is a STATIC cluster's MAC map on subnet 10.<n>.0.0/24: two
+// leases, .50 and .51.
+func staticMap(n int) []string {
+	return []string{
+		fmt.Sprintf("52:54:00:%02x:00:32=10.%d.0.50", n, n),
+		fmt.Sprintf("52:54:00:%02x:00:33=10.%d.0.51", n, n),
+	}
 }
 
 // stackSeq numbers the stacks of this test process.
@@ -314,6 +325,9 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 		if spec.clientHost {
 			cl.client = newClientHost(t, fmt.Sprintf("kc%d-%d%c", os.Getpid()%100000, st.id, 'a'+i), base+i)
 			network.PublicInterface = cl.client.hostIf
+		}
+		if spec.network == "STATIC" {
+			network.MACMap = staticMap(base + i)
 		}
 	}
 	cl.startOnFreePort(func(int) error {

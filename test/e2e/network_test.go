@@ -38,7 +38,7 @@ func startModeStack(t *testing.T, mode string, base int) (*instStack, *awsCLI) {
 	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
 	st := startInstStack(t, stackSpec{
 		driver: "libvirt", policies: []string{"GREEDY"}, nodes: 1, network: mode, subnetBase: base,
-		capacity: capacityConfig{Cores: 2, MemoryMiB: 1024, DiskGiB: 20}, clientHost: true,
+		capacity: capacityConfig{Cores: 4, MemoryMiB: 1024, DiskGiB: 20}, clientHost: true,
 	})
 	return st, st.cli(t)
 }
@@ -387,4 +387,40 @@ done) >/dev/console 2>&1 &
 		t.Errorf("after disassociate and restarts the elastic IP answered %q", line)
 	}
 	cli.run(t, "ec2", "release-address", "--allocation-id", alloc.AllocationID)
+}
+
+// TestNetworkStatic boots a guest in a STATIC cluster: it gets by DHCP
+// the first address of the administrator's MAC map, with the map's MAC,
+// as DescribeInstances and the metadata service report it; the map's
+// size bounds how many instances run (InsufficientFreeAddressesInSubnet,
+// and the refused instance is gone).
+func TestNetworkStatic(t *testing.T) {
+	t.Parallel()
+	st, cli := startModeStack(t, "STATIC", 180)
+	ins := st.runInstances(t, "--count", "2", "--user-data", userDataProbe)
+	for _, in := range ins {
+		t.Cleanup(func() { _, _ = cli.try(t, "ec2", "terminate-instances", "--instance-ids", in.InstanceID) })
+	}
+	id := ins[0].InstanceID
+	cli.run(t, "ec2", "wait", "instance-running", "--instance-ids", id)
+	got := map[string]bool{}
+	for _, in := range st.describe(t, ins[0].InstanceID, ins[1].InstanceID) {
+		got[in.PrivateIPAddress] = true
+	}
+	if !got["10.180.0.50"] || !got["10.180.0.51"] {
+		t.Fatalf("private IPs %v, want the map's 10.180.0.50 and .51", got)
+	}
+	ip := st.describe(t, id)[id].PrivateIPAddress
+	probe := "koala-e2e-userdata v1=" + id + " v2=" + id + " ip=" + ip
+	waitFor(t, 2*time.Minute, "the guest's lines", func() (bool, string) {
+		o, err := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
+		return err == nil && strings.Contains(o, "koala-demo: instance "+id+" is up ip="+ip) && strings.Contains(o, probe), o
+	})
+	out, err := cli.try(t, "ec2", "run-instances", "--image-id", st.images.machine)
+	if err == nil || !strings.Contains(err.Error()+out, "InsufficientFreeAddressesInSubnet") {
+		t.Errorf("a third instance in a map of two: %v\n%s", err, out)
+	}
+	if n := len(st.describe(t)); n != 2 {
+		t.Errorf("%d instances after the refused run, want 2", n)
+	}
 }

@@ -34,6 +34,7 @@ var rules = []awserr.Rule{
 	{Err: instances.ErrNotFound, Code: "InvalidInstanceID.NotFound", Detail: true},
 	{Err: instances.ErrState, Code: "IncorrectInstanceState", Detail: true},
 	{Err: instances.ErrCapacity, Code: "InsufficientInstanceCapacity", Detail: true},
+	{Err: instances.ErrAddresses, Code: "InsufficientFreeAddressesInSubnet", Detail: true},
 	{Err: instances.ErrZone, Code: "InvalidParameterValue", Detail: true},
 	{Err: instances.ErrAddressZone, Code: "InvalidParameterCombination", Detail: true},
 

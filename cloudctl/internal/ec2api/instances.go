@@ -476,7 +476,7 @@ func (a *API) run(rq *request, l launch) (runResult, error) {
 	a.fleet.KickNetwork()
 	placed, err := a.fleet.Place(ctx, zone, ids, l.min)
 	a.fleet.KickNetwork()
-	if errors.Is(err, instances.ErrCapacity) {
+	if errors.Is(err, instances.ErrCapacity) || errors.Is(err, instances.ErrAddresses) {
 		_ = a.update(func(tx *store.Tx) error {
 			for _, id := range ids {
 				if err := tags.Drop(tx, me, id); err != nil {
@@ -485,6 +485,13 @@ func (a *API) run(rq *request, l launch) (runResult, error) {
 			}
 			return nil
 		})
+	}
+	if errors.Is(err, instances.ErrAddresses) {
+		return runResult{}, awserr.Newf("InsufficientFreeAddressesInSubnet",
+			"The availability zone %s does not have enough free private IP addresses to fulfill your request. %s", zone,
+			strings.TrimPrefix(err.Error(), instances.ErrAddresses.Error()+": "))
+	}
+	if errors.Is(err, instances.ErrCapacity) {
 		return runResult{}, awserr.Newf("InsufficientInstanceCapacity",
 			"We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). %s", l.typ.Name, zone,
 			strings.TrimPrefix(err.Error(), instances.ErrCapacity.Error()+": "))

@@ -178,8 +178,9 @@ func (c *Controller) ChooseZone(ctx context.Context, zone string, t api.VMType) 
 }
 
 // Place hands stored pending instances to their zone's cluster, which
-// takes all, at least minCount, or none (ErrCapacity; the records are
-// deleted: they never ran). It returns the instances that now exist. A
+// takes all, at least minCount, or none (ErrCapacity, or ErrAddresses
+// when it has no private address left; the records are deleted: they
+// never ran). It returns the instances that now exist. A
 // cluster that cannot be reached leaves them pending: the reconciler
 // retries, and ends them with a reason if it never succeeds.
 func (c *Controller) Place(ctx context.Context, zone string, ids []string, minCount int) ([]Instance, error) {
@@ -214,6 +215,11 @@ func (c *Controller) Place(ctx context.Context, zone string, ids []string, minCo
 			return nil, derr
 		}
 		return nil, fmt.Errorf("%w: %s", ErrCapacity, ce2msg(err))
+	case api.Code(err) == "InsufficientFreeAddressesInSubnet":
+		if derr := c.drop(ids); derr != nil {
+			return nil, derr
+		}
+		return nil, fmt.Errorf("%w: %s", ErrAddresses, ce2msg(err))
 	case errors.As(err, &ce) && ce.Status < 500:
 		if derr := c.drop(ids); derr != nil {
 			return nil, derr

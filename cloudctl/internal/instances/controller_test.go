@@ -152,6 +152,8 @@ func TestPlace(t *testing.T) {
 		{name: "insufficient capacity", n: 2, min: 2, cluster: func(f *fakeCluster) { f.take = 1 }, err: ErrCapacity, want: "--"},
 		{name: "insufficient capacity answered outright", n: 1, min: 1, cluster: func(f *fakeCluster) { f.runErr = errICE },
 			err: ErrCapacity, want: "-"},
+		{name: "no free private address", n: 2, min: 1, cluster: func(f *fakeCluster) { f.runErr = errNoAddrs },
+			err: ErrAddresses, want: "--"},
 		{name: "cluster refuses the request", n: 2, min: 1, cluster: func(f *fakeCluster) { f.runErr = errInvalid },
 			anyErr: true, want: "--"},
 		{name: "cluster fails inside", n: 2, min: 1, cluster: func(f *fakeCluster) { f.runErr = errInternal }, want: "pp"},

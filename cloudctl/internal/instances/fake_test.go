@@ -31,6 +31,7 @@ var (
 	errICE      = &fakeErr{http.StatusServiceUnavailable, "InsufficientInstanceCapacity", "Insufficient capacity in z."}
 	errInternal = &fakeErr{http.StatusInternalServerError, "InternalError", "boom"}
 	errInvalid  = &fakeErr{http.StatusBadRequest, "InvalidParameterValue", "bad spec"}
+	errNoAddrs  = &fakeErr{http.StatusServiceUnavailable, "InsufficientFreeAddressesInSubnet", "No free addresses in z."}
 )
 
 // fakeCluster is a cluster controller's internal instance API over

@@ -21,6 +21,9 @@ var (
 	ErrState    = errors.New("instance in the wrong state")
 	// ErrCapacity is a cluster's (or the cloud's) InsufficientInstanceCapacity.
 	ErrCapacity = errors.New("insufficient capacity")
+	// ErrAddresses is a cluster without a free private address (its
+	// subnet, or STATIC mode's map, is used up).
+	ErrAddresses = errors.New("insufficient free addresses")
 	// ErrZone is an availability zone no cluster serves.
 	ErrZone = errors.New("no such availability zone")
 )
