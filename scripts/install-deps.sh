@@ -10,6 +10,7 @@ packages=(
   qemu-system-x86 qemu-utils                # guests, qcow2 overlays
   busybox-static cpio e2fsprogs iproute2    # scripts/mkimage.sh's demo image; bridges
   nftables dnsmasq-base                     # security groups and addresses; the clusters' DHCP
+  vblade                                    # a reference AoE target for the interop tests
   awscli s3cmd python3-boto python3-boto3   # the real S3 and EC2 clients of the e2e suite
   openssl openssh-client                    # independent key fingerprints and certificate checks
 )
