@@ -118,7 +118,7 @@ func fileBackend(t *testing.T, sectors int64) *os.File {
 func serve(t *testing.T, seg *aoetest.Segment, tune func(*aoe.Export)) (*aoe.Target, *os.File) {
 	t.Helper()
 	dev := fileBackend(t, 64<<11)
-	e := aoe.Export{Shelf: 1, Slot: 1, Sectors: 64 << 11, Dev: dev, Serial: "vol-0123456789", Model: "Koala EBS"}
+	e := aoe.Export{Shelf: 1, Slot: 1, Sectors: 64 << 11, Dev: dev, Serial: "vol-0123456789", Model: "Koala EBS", AllowAll: true}
 	if tune != nil {
 		tune(&e)
 	}
@@ -205,7 +205,7 @@ func TestLossyLink(t *testing.T) {
 
 func TestMACMask(t *testing.T) {
 	seg := &aoetest.Segment{}
-	tg, _ := serve(t, seg, func(e *aoe.Export) { e.Allow = []net.HardwareAddr{nodeMAC} })
+	tg, _ := serve(t, seg, func(e *aoe.Export) { e.AllowAll, e.Allow = false, []net.HardwareAddr{nodeMAC} })
 	if _, err := dial(t, seg, otherMAC, 500*time.Millisecond); !errors.Is(err, aoe.ErrNoTarget) && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a MAC outside the mask list found the export: %v", err)
 	}

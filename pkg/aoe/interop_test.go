@@ -123,7 +123,7 @@ func TestTargetOnRawSockets(t *testing.T) {
 	defer tconn.Close()
 	dev := fileBackend(t, 16<<11)
 	tg := aoe.NewTarget(tconn, 4, nil)
-	if err := tg.Add(aoe.Export{Shelf: 9, Slot: 1, Sectors: 16 << 11, Dev: dev, Serial: "vol-raw"}); err != nil {
+	if err := tg.Add(aoe.Export{Shelf: 9, Slot: 1, Sectors: 16 << 11, Dev: dev, Serial: "vol-raw", AllowAll: true}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -29,10 +29,11 @@ type Export struct {
 	Dev     Backend
 	// Serial and Model are reported by IDENTIFY DEVICE.
 	Serial, Model string
-	// Allow lists the MACs that may use the export (its MAC mask list);
-	// empty allows every MAC. Frames from others are ignored, as if the
-	// export were not there.
+	// Allow lists the MACs that may use the export (its MAC mask list).
+	// Frames from others are ignored, as if the export were not there.
 	Allow []net.HardwareAddr
+	// AllowAll lets every MAC use the export, whatever Allow says.
+	AllowAll bool
 }
 
 // ErrExists reports an export already served at the same address.
@@ -103,7 +104,7 @@ func (t *Target) Remove(shelf uint16, slot uint8) bool {
 	return ok
 }
 
-// SetAllow replaces the MAC mask list of shelf.slot (empty allows all).
+// SetAllow replaces the MAC mask list of shelf.slot.
 func (t *Target) SetAllow(shelf uint16, slot uint8, macs []net.HardwareAddr) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -169,7 +170,7 @@ func (t *Target) targets(h Header) []*export {
 	var out []*export
 	for _, e := range t.exports {
 		if (h.Shelf == BroadcastShelf || h.Shelf == e.Shelf) && (h.Slot == BroadcastSlot || h.Slot == e.Slot) &&
-			allowed(e.Allow, h.Src) {
+			(e.AllowAll || allowed(e.Allow, h.Src)) {
 			out = append(out, e)
 		}
 	}
@@ -178,9 +179,6 @@ func (t *Target) targets(h Header) []*export {
 }
 
 func allowed(list []net.HardwareAddr, mac net.HardwareAddr) bool {
-	if len(list) == 0 {
-		return true
-	}
 	for _, m := range list {
 		if bytes.Equal(m, mac) {
 			return true

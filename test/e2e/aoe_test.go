@@ -103,7 +103,7 @@ func TestAoEKernelInitiator(t *testing.T) {
 	}
 	defer conn.Close()
 	tg := aoe.NewTarget(conn, 4, nil)
-	if err := tg.Add(aoe.Export{Shelf: 7, Slot: 1, Sectors: 64 << 11, Dev: vol, Serial: "vol-kernel", Model: "Koala EBS"}); err != nil {
+	if err := tg.Add(aoe.Export{Shelf: 7, Slot: 1, Sectors: 64 << 11, Dev: vol, Serial: "vol-kernel", Model: "Koala EBS", AllowAll: true}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
