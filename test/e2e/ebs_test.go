@@ -1,0 +1,158 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/koala-cloud/koala/pkg/aoe"
+	"github.com/koala-cloud/koala/pkg/api"
+)
+
+type ebsConfig struct {
+	Listen               string `json:"listen"`
+	DataDir              string `json:"data_dir"`
+	Interface            string `json:"interface"`
+	Shelf                int    `json:"shelf"`
+	CloudctlURL          string `json:"cloudctl_url"`
+	ComponentCredentials string `json:"component_credentials"`
+}
+
+// ebsStack is cloudctl (for component keys), an ebs daemon on one end of
+// a veth pair, and a client key for ebs's internal API; node is the
+// other end, where an initiator stands in for a node.
+type ebsStack struct {
+	ebs     *daemon
+	dataDir string
+	node    string
+	client  *api.Client
+}
+
+func startEBS(t *testing.T) *ebsStack {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		require(t, prereq{what: "root (veth links, AF_PACKET)", check: func() error { return fmt.Errorf("not root") }})
+	}
+	c := startCloudctl(t)
+	dir := t.TempDir()
+	ebsKey, clientKey := filepath.Join(dir, "ebs-key.json"), filepath.Join(dir, "client-key.json")
+	c.adminRun(t, []string{"component-key", "ebs"}, "-o", ebsKey)
+	c.adminRun(t, []string{"component-key", "cloud-tester"}, "-o", clientKey)
+	node, target := fmt.Sprintf("keb%d-n", os.Getpid()%100000), fmt.Sprintf("keb%d-t", os.Getpid()%100000)
+	if out, err := exec.Command("ip", "link", "add", node, "type", "veth", "peer", "name", target).CombinedOutput(); err != nil {
+		t.Fatalf("veth: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", node).Run() })
+	for _, l := range []string{node, target} {
+		if out, err := exec.Command("ip", "link", "set", l, "up").CombinedOutput(); err != nil {
+			t.Fatalf("%s up: %v: %s", l, err, out)
+		}
+	}
+	st := &ebsStack{dataDir: filepath.Join(dir, "data"), node: node}
+	cfg := filepath.Join(dir, "ebs.json")
+	st.ebs = newDaemon(t, "ebs", daemonBinary(t, "ebs"), filepath.Join(dir, "ebs.log"), "serve", "-config", cfg)
+	st.ebs.startOnFreePort(func(int) error {
+		return writeJSON(cfg, ebsConfig{Listen: st.ebs.addr, DataDir: st.dataDir, Interface: target, Shelf: 4,
+			CloudctlURL: c.endpoint, ComponentCredentials: ebsKey})
+	})
+	cred, err := api.LoadCredentials(clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.client = api.NewClient(st.ebs.endpoint, cred, 30*time.Second)
+	return st
+}
+
+// block is the content of 64 KiB block i: its number, repeated.
+func block(i int) []byte {
+	b := make([]byte, 64<<10)
+	for o := 0; o < len(b); o += 8 {
+		binary.LittleEndian.PutUint64(b[o:], uint64(i)+1)
+	}
+	return b
+}
+
+// TestEBSKill9DuringWrites writes 64 KiB blocks to a volume with a flush
+// after every eighth while ebs is killed with SIGKILL and restarted: the
+// initiator retransmits across the restart, every block it was told was
+// written and flushed is in the volume's file, and the volume is served
+// again at the same address to the same MAC only.
+func TestEBSKill9DuringWrites(t *testing.T) {
+	t.Parallel()
+	st := startEBS(t)
+	ctx := context.Background()
+	v, err := st.client.CreateVolume(ctx, "vol-0e2e0000000000001", api.VolumeRequest{SizeGiB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := aoe.Listen(st.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.client.AllowVolume(ctx, v.ID, conn.HardwareAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	in, err := aoe.Dial(dctx, conn, v.Shelf, v.Slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+
+	const blocks = 160
+	var flushed atomic.Int64 // blocks acknowledged as flushed
+	errc := make(chan error, 1)
+	go func() {
+		for i := range blocks {
+			if _, err := in.WriteAt(block(i), int64(i)*64<<10); err != nil {
+				errc <- fmt.Errorf("block %d: %w", i, err)
+				return
+			}
+			if i%8 == 7 {
+				if err := in.Flush(ctx); err != nil {
+					errc <- fmt.Errorf("flush after block %d: %w", i, err)
+					return
+				}
+				flushed.Store(int64(i + 1))
+			}
+		}
+		errc <- nil
+	}()
+	for flushed.Load() < 48 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	st.ebs.kill9()
+	atKill := flushed.Load()
+	if err := st.ebs.start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("writing across the restart: %v", err)
+	}
+	t.Logf("%d blocks flushed when ebs was killed; all %d written after its restart", atKill, blocks)
+	got := make([]byte, blocks*64<<10)
+	if _, err := in.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	st.ebs.stop()
+	file, err := os.ReadFile(filepath.Join(st.dataDir, "volumes", v.ID+".img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range blocks {
+		want := block(i)
+		if !bytes.Equal(file[i*64<<10:(i+1)*64<<10], want) || !bytes.Equal(got[i*64<<10:(i+1)*64<<10], want) {
+			t.Fatalf("block %d differs after the restart (flushed before the kill: %d)", i, atKill)
+		}
+	}
+}
