@@ -31,6 +31,15 @@ type Disk struct {
 	Target string // guest device: "vda", "vdb"
 }
 
+// NetDisk is a block device a running domain reaches over NBD on a unix
+// socket (a volume the node serves): hot-plugged as a virtio disk.
+type NetDisk struct {
+	Socket string // the unix socket of the NBD server
+	Export string // the NBD export name
+	Target string // guest device: "vdb" ... "vdz"
+	Serial string // what the guest reads as the disk's serial
+}
+
 // NIC is a network interface on a host bridge.
 type NIC struct {
 	Bridge string

@@ -5,12 +5,17 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor"
+	"github.com/koala-cloud/koala/pkg/nbd"
 )
 
 // Harness is what the suite needs from a driver's test.
@@ -23,6 +28,19 @@ type Harness struct {
 	// BootLine is a line the guest writes to its console once up; empty
 	// skips the console check.
 	BootLine string
+	// SocketDir is a directory the hypervisor can reach unix sockets in,
+	// for the hot-plug test.
+	SocketDir string
+	// RealGuest is a guest that reads a hot-plugged disk (its kernel
+	// probes it).
+	RealGuest bool
+}
+
+// diskAttacher is a driver that hot-plugs network disks.
+type diskAttacher interface {
+	AttachDisk(ctx context.Context, name string, d hypervisor.NetDisk) error
+	DetachDisk(ctx context.Context, name, target string) error
+	DiskTargets(ctx context.Context, name string) ([]string, error)
 }
 
 // Run runs the suite.
@@ -99,6 +117,11 @@ func Run(t *testing.T, h Harness) {
 			waitConsole(t, d.ConsolePath, h.BootLine)
 		})
 	}
+	if da, ok := a.(diskAttacher); ok {
+		t.Run("hot-plug a network disk", func(t *testing.T) {
+			hotPlug(t, h, da, name)
+		})
+	}
 	t.Run("reboot", func(t *testing.T) {
 		if err := a.Reboot(ctx, name); err != nil {
 			t.Fatalf("Reboot: %v", err)
@@ -132,6 +155,76 @@ func Run(t *testing.T, h Harness) {
 			t.Errorf("Start after Destroy = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// readCounter is a file that counts reads.
+type readCounter struct {
+	*os.File
+	reads atomic.Int64
+}
+
+func (r *readCounter) ReadAt(p []byte, off int64) (int, error) {
+	r.reads.Add(1)
+	return r.File.ReadAt(p, off)
+}
+
+// hotPlug serves a 16 MiB export over NBD, attaches it to the running
+// domain as vdb (twice: the second is a no-op), sees the guest read it
+// when the guest is real, and detaches it (twice).
+func hotPlug(t *testing.T, h Harness, da diskAttacher, name string) {
+	ctx := context.Background()
+	dir := h.SocketDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "disk-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	f.Truncate(16 << 20)
+	dev := &readCounter{File: f}
+	srv := nbd.NewServer(nil)
+	srv.Add(nbd.Export{Name: "vol-test", Dev: dev, Size: 16 << 20, BlockSize: 512})
+	sock := filepath.Join(dir, "nbd-"+randomHex(t)+".sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(sock, 0o777)
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { srv.Serve(sctx, ln); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	disk := hypervisor.NetDisk{Socket: sock, Export: "vol-test", Target: "vdb", Serial: "vol-test"}
+	for i := range 2 {
+		if err := da.AttachDisk(ctx, name, disk); err != nil {
+			t.Fatalf("AttachDisk %d: %v", i, err)
+		}
+	}
+	targets, err := da.DiskTargets(ctx, name)
+	if err != nil || !slices.Contains(targets, "vdb") {
+		t.Fatalf("DiskTargets after attach = %v, %v", targets, err)
+	}
+	if h.RealGuest {
+		deadline := time.Now().Add(30 * time.Second)
+		for dev.reads.Load() == 0 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if dev.reads.Load() == 0 {
+			t.Error("the guest never read the hot-plugged disk")
+		}
+	}
+	for i := range 2 {
+		if err := da.DetachDisk(ctx, name, "vdb"); err != nil {
+			t.Fatalf("DetachDisk %d: %v", i, err)
+		}
+	}
+	if targets, err := da.DiskTargets(ctx, name); err != nil || slices.Contains(targets, "vdb") {
+		t.Errorf("DiskTargets after detach = %v, %v", targets, err)
+	}
 }
 
 // waitConsole waits, within the test's deadline, for line in the console

@@ -40,7 +40,8 @@ type domain struct {
 	def   hypervisor.Domain
 	state hypervisor.State
 	boots int
-	taps  []string // the NICs' host devices while running
+	taps  []string             // the NICs' host devices while running
+	disks []hypervisor.NetDisk // hot-plugged, while running
 }
 
 // New returns an empty hypervisor.
@@ -64,7 +65,7 @@ func (h *Hypervisor) Crash(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if d := h.domains[name]; d != nil {
-		d.state, d.taps = hypervisor.Shutoff, nil
+		d.state, d.taps, d.disks = hypervisor.Shutoff, nil, nil
 	}
 }
 
@@ -164,7 +165,7 @@ func (d *Driver) Stop(ctx context.Context, name string, grace time.Duration) err
 		return err
 	}
 	dom.state = hypervisor.Shutoff
-	dom.taps = nil
+	dom.taps, dom.disks = nil, nil // hot-plugged disks are live-only, as in libvirt
 	return nil
 }
 
@@ -235,4 +236,52 @@ func (d *Driver) Ifaces(ctx context.Context, name string) ([]string, error) {
 		return nil, err
 	}
 	return slices.Clone(dom.taps), nil
+}
+
+// AttachDisk records a hot-plugged disk on a running domain; a disk at
+// the same target stays as it is.
+func (d *Driver) AttachDisk(ctx context.Context, name string, disk hypervisor.NetDisk) error {
+	d.h.mu.Lock()
+	defer d.h.mu.Unlock()
+	dom, err := d.mine(name)
+	if err != nil {
+		return err
+	}
+	if dom.state != hypervisor.Running {
+		return fmt.Errorf("attach disk to %s: domain is not running", name)
+	}
+	for _, have := range dom.disks {
+		if have.Target == disk.Target {
+			return nil
+		}
+	}
+	dom.disks = append(dom.disks, disk)
+	return nil
+}
+
+// DetachDisk forgets the disk at target.
+func (d *Driver) DetachDisk(ctx context.Context, name, target string) error {
+	d.h.mu.Lock()
+	defer d.h.mu.Unlock()
+	dom, err := d.mine(name)
+	if err != nil {
+		return err
+	}
+	dom.disks = slices.DeleteFunc(dom.disks, func(disk hypervisor.NetDisk) bool { return disk.Target == target })
+	return nil
+}
+
+// DiskTargets reports the targets of a domain's hot-plugged disks.
+func (d *Driver) DiskTargets(ctx context.Context, name string) ([]string, error) {
+	d.h.mu.Lock()
+	defer d.h.mu.Unlock()
+	dom, err := d.mine(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, disk := range dom.disks {
+		out = append(out, disk.Target)
+	}
+	return out, nil
 }

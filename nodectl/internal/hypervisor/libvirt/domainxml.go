@@ -8,6 +8,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor"
 )
@@ -387,4 +388,103 @@ func parseIfaces(domainXML string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// netDiskXML is the <disk> element that hot-plugs d.
+type netDiskXML struct {
+	XMLName xml.Name `xml:"disk"`
+	Type    string   `xml:"type,attr"`
+	Device  string   `xml:"device,attr"`
+	Driver  struct {
+		Name  string `xml:"name,attr"`
+		Type  string `xml:"type,attr"`
+		Cache string `xml:"cache,attr"`
+	} `xml:"driver"`
+	Source struct {
+		Protocol string `xml:"protocol,attr"`
+		Name     string `xml:"name,attr"`
+		Host     struct {
+			Transport string `xml:"transport,attr"`
+			Socket    string `xml:"socket,attr"`
+		} `xml:"host"`
+	} `xml:"source"`
+	Target struct {
+		Dev string `xml:"dev,attr"`
+		Bus string `xml:"bus,attr"`
+	} `xml:"target"`
+	Serial string `xml:"serial,omitempty"`
+}
+
+var diskTargetRE = regexp.MustCompile(`^vd[b-z]$`)
+
+// NetDiskXML renders d for AttachDeviceFlags.
+func NetDiskXML(d hypervisor.NetDisk) (string, error) {
+	if !diskTargetRE.MatchString(d.Target) {
+		return "", fmt.Errorf("disk target %q: want vdb to vdz", d.Target)
+	}
+	if d.Socket == "" || d.Export == "" {
+		return "", errors.New("disk: socket and export are required")
+	}
+	var x netDiskXML
+	x.Type, x.Device = "network", "disk"
+	x.Driver.Name, x.Driver.Type, x.Driver.Cache = "qemu", "raw", "none"
+	x.Source.Protocol, x.Source.Name = "nbd", d.Export
+	x.Source.Host.Transport, x.Source.Host.Socket = "unix", d.Socket
+	x.Target.Dev, x.Target.Bus = d.Target, "virtio"
+	x.Serial = d.Serial
+	out, err := xml.MarshalIndent(x, "", "  ")
+	return string(out), err
+}
+
+type liveDisks struct {
+	Disks []struct {
+		Target struct {
+			Dev string `xml:"dev,attr"`
+		} `xml:"target"`
+	} `xml:"devices>disk"`
+}
+
+// parseDiskTargets returns the guest devices of a domain's disks.
+func parseDiskTargets(domainXML string) ([]string, error) {
+	var d liveDisks
+	if err := xml.Unmarshal([]byte(domainXML), &d); err != nil {
+		return nil, fmt.Errorf("domain xml: %w", err)
+	}
+	var out []string
+	for _, disk := range d.Disks {
+		out = append(out, disk.Target.Dev)
+	}
+	return out, nil
+}
+
+// diskElement returns the <disk> element of a domain's XML whose target
+// is target, for DetachDeviceFlags; ok is false when there is none.
+func diskElement(domainXML, target string) (elem string, ok bool, err error) {
+	var d struct {
+		Disks []struct {
+			Attrs  []xml.Attr `xml:",any,attr"`
+			Inner  string     `xml:",innerxml"`
+			Target struct {
+				Dev string `xml:"dev,attr"`
+			} `xml:"target"`
+		} `xml:"devices>disk"`
+	}
+	if err := xml.Unmarshal([]byte(domainXML), &d); err != nil {
+		return "", false, fmt.Errorf("domain xml: %w", err)
+	}
+	for _, disk := range d.Disks {
+		if disk.Target.Dev != target {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString("<disk")
+		for _, a := range disk.Attrs {
+			b.WriteString(" " + a.Name.Local + "=\"")
+			xml.EscapeText(&b, []byte(a.Value))
+			b.WriteString("\"")
+		}
+		b.WriteString(">" + disk.Inner + "</disk>")
+		return b.String(), true, nil
+	}
+	return "", false, nil
 }

@@ -223,3 +223,34 @@ func TestParseIfaces(t *testing.T) {
 		})
 	}
 }
+
+func TestNetDiskXML(t *testing.T) {
+	x, err := NetDiskXML(hypervisor.NetDisk{Socket: "/run/koala/vol-1.sock", Export: "vol-1", Target: "vdb", Serial: "vol-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<disk type="network" device="disk">`, `<source protocol="nbd" name="vol-1">`,
+		`<host transport="unix" socket="/run/koala/vol-1.sock">`, `<target dev="vdb" bus="virtio">`, `<serial>vol-1</serial>`} {
+		if !strings.Contains(x, want) {
+			t.Errorf("missing %s in\n%s", want, x)
+		}
+	}
+	for _, bad := range []hypervisor.NetDisk{
+		{Socket: "/s", Export: "e", Target: "vda"}, {Socket: "/s", Export: "e", Target: "sdb"}, {Export: "e", Target: "vdb"},
+	} {
+		if _, err := NetDiskXML(bad); err == nil {
+			t.Errorf("%+v rendered", bad)
+		}
+	}
+	dom := "<domain><devices><disk type='file' device='disk'><target dev='vda'/></disk>" + x + "</devices></domain>"
+	elem, ok, err := diskElement(dom, "vdb")
+	if err != nil || !ok || !strings.Contains(elem, `socket="/run/koala/vol-1.sock"`) || !strings.HasPrefix(elem, `<disk type="network" device="disk">`) {
+		t.Errorf("diskElement = %q %v %v", elem, ok, err)
+	}
+	if _, ok, _ := diskElement(dom, "vdc"); ok {
+		t.Error("found a disk at vdc")
+	}
+	if targets, err := parseDiskTargets(dom); err != nil || strings.Join(targets, ",") != "vda,vdb" {
+		t.Errorf("targets %v %v", targets, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -497,6 +498,98 @@ func (d *Driver) Ifaces(ctx context.Context, name string) ([]string, error) {
 			return fmt.Errorf("ifaces %s: %w", name, err)
 		}
 		return nil
+	})
+	return out, err
+}
+
+// diskDetachWait is how long DetachDisk waits for the guest to let go.
+const diskDetachWait = 30 * time.Second
+
+// liveDisks returns the guest devices of a running domain's disks.
+func liveDiskTargets(dom *libvirt.Domain, op, name string) ([]string, error) {
+	desc, err := dom.GetXMLDesc(0)
+	if err != nil {
+		return nil, opError(op, name, err)
+	}
+	return parseDiskTargets(desc)
+}
+
+// AttachDisk hot-plugs disk into the running domain; a disk already at
+// its target is left as it is.
+func (d *Driver) AttachDisk(ctx context.Context, name string, disk hypervisor.NetDisk) error {
+	x, err := NetDiskXML(disk)
+	if err != nil {
+		return err
+	}
+	return d.do(ctx, func(c *libvirt.Connect) error {
+		dom, err := d.lookup(c, "attach disk", name)
+		if err != nil {
+			return err
+		}
+		defer dom.Free()
+		have, err := liveDiskTargets(dom, "attach disk", name)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(have, disk.Target) {
+			return nil
+		}
+		if err := dom.AttachDeviceFlags(x, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+			return opError("attach disk", name, err)
+		}
+		return nil
+	})
+}
+
+// DetachDisk unplugs the disk at target and waits until the guest has
+// let go of it; a target without a disk succeeds.
+func (d *Driver) DetachDisk(ctx context.Context, name, target string) error {
+	return d.do(ctx, func(c *libvirt.Connect) error {
+		dom, err := d.lookup(c, "detach disk", name)
+		if err != nil {
+			return err
+		}
+		defer dom.Free()
+		desc, err := dom.GetXMLDesc(0)
+		if err != nil {
+			return opError("detach disk", name, err)
+		}
+		x, ok, err := diskElement(desc, target)
+		if err != nil || !ok {
+			return err
+		}
+		if err := dom.DetachDeviceFlags(x, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+			return opError("detach disk", name, err)
+		}
+		deadline := time.Now().Add(diskDetachWait)
+		for {
+			have, err := liveDiskTargets(dom, "detach disk", name)
+			if err != nil || !slices.Contains(have, target) {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("detach disk %s from %s: the guest has not released it after %s", target, name, diskDetachWait)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// DiskTargets reports the guest devices of a domain's disks.
+func (d *Driver) DiskTargets(ctx context.Context, name string) ([]string, error) {
+	var out []string
+	err := d.do(ctx, func(c *libvirt.Connect) error {
+		dom, err := d.lookup(c, "disks", name)
+		if err != nil {
+			return err
+		}
+		defer dom.Free()
+		out, err = liveDiskTargets(dom, "disks", name)
+		return err
 	})
 	return out, err
 }

@@ -207,7 +207,9 @@ func TestConformance(t *testing.T) {
 			domains = append(domains, d)
 			return d
 		},
-		BootLine: "koala-demo: instance",
+		BootLine:  "koala-demo: instance",
+		SocketDir: f.dir,
+		RealGuest: true,
 	})
 	if t.Failed() {
 		return
