@@ -38,6 +38,7 @@ type backend interface {
 	RegisterCluster(ctx context.Context, zone, url string) error
 	DeregisterCluster(ctx context.Context, zone string) error
 	SetClusterAddresses(ctx context.Context, zone string, pool []string, auto bool) error
+	SetClusterEBS(ctx context.Context, zone, url string) error
 	ComponentKey(ctx context.Context, name string) (admin.ComponentKey, error)
 }
 
@@ -192,6 +193,10 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	case len(words) >= 3 && words[0] == "cluster" && words[1] == "addresses":
 		if err := b.SetClusterAddresses(ctx, words[2], words[3:], *autoIP); err != nil {
+			return fail(err)
+		}
+	case len(words) == 4 && words[0] == "cluster" && words[1] == "ebs":
+		if err := b.SetClusterEBS(ctx, words[2], words[3]); err != nil {
 			return fail(err)
 		}
 	case len(words) == 2 && words[0] == "component-key":

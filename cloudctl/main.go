@@ -42,6 +42,7 @@ const usage = `usage:
   cloudctl admin cluster register ZONE URL [-config FILE]
   cloudctl admin cluster list [-config FILE]
   cloudctl admin cluster deregister ZONE [-config FILE]
+  cloudctl admin cluster ebs ZONE URL [-config FILE]
   cloudctl admin cluster addresses ZONE [ADDR|FIRST-LAST|CIDR ...] [-auto-public-ip] [-config FILE]
   cloudctl admin component-key NAME [-o FILE] [-config FILE]   (a cluster's or node's key)
 

@@ -71,6 +71,19 @@ func (s *Service) SetClusterAddresses(ctx context.Context, zone string, pool []s
 	})
 }
 
+// SetClusterEBS sets the internal URL of a zone's ebs daemon (empty:
+// none).
+func (s *Service) SetClusterEBS(ctx context.Context, zone, url string) error {
+	return s.db.Commit(func(tx *store.Tx) error {
+		c, err := clusters.Get(tx, zone)
+		if err != nil {
+			return err
+		}
+		c.EBS = url
+		return clusters.Put(tx, c)
+	})
+}
+
 // DeregisterCluster forgets a zone's cluster; its instances end.
 func (s *Service) DeregisterCluster(ctx context.Context, zone string) error {
 	return s.db.Commit(func(tx *store.Tx) error { return clusters.Delete(tx, zone) })

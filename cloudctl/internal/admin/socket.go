@@ -102,6 +102,13 @@ func Handler(s *Service, log *slog.Logger) http.Handler {
 		}
 		reply(w, struct{}{}, s.SetClusterAddresses(r.Context(), r.PathValue("zone"), req.Pool, req.Auto))
 	})
+	mux.HandleFunc("PUT /admin/clusters/{zone}/ebs", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ URL string }
+		if !adminsock.Decode(w, r, &req) {
+			return
+		}
+		reply(w, struct{}{}, s.SetClusterEBS(r.Context(), r.PathValue("zone"), req.URL))
+	})
 	mux.HandleFunc("DELETE /admin/clusters/{zone}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{}, s.DeregisterCluster(r.Context(), r.PathValue("zone")))
 	})
@@ -238,6 +245,11 @@ func (c *Client) SetClusterAddresses(ctx context.Context, zone string, pool []st
 		Auto bool
 	}{pool, auto}
 	return c.sock.Call(ctx, "PUT", "/admin/clusters/"+url.PathEscape(zone)+"/addresses", req, &struct{}{})
+}
+
+// SetClusterEBS is Service.SetClusterEBS over the socket.
+func (c *Client) SetClusterEBS(ctx context.Context, zone, u string) error {
+	return c.sock.Call(ctx, "PUT", "/admin/clusters/"+url.PathEscape(zone)+"/ebs", map[string]string{"URL": u}, &struct{}{})
 }
 
 // DeregisterCluster is Service.DeregisterCluster over the socket.

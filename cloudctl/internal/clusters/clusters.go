@@ -33,6 +33,9 @@ type Cluster struct {
 	// AutoPublicIP gives each instance a public address from the pool at
 	// launch.
 	AutoPublicIP bool `json:"auto_public_ip,omitempty"`
+	// EBS is the internal URL of the zone's ebs daemon; empty: the zone
+	// has no volumes.
+	EBS string `json:"ebs,omitempty"`
 }
 
 // Pool returns the zone's public addresses.
@@ -50,6 +53,11 @@ func Put(tx *store.Tx, c Cluster) error {
 	}
 	if _, err := c.Pool(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if c.EBS != "" {
+		if u, err := url.Parse(c.EBS); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: ebs url %q", ErrInvalid, c.EBS)
+		}
 	}
 	if old, err := Get(tx, c.Zone); err == nil {
 		c.Registered = old.Registered

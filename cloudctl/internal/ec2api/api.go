@@ -73,6 +73,7 @@ type API struct {
 	certPEM  []byte
 	kick     chan string // images to cache now
 	fleet    Fleet
+	volumes  Volumes
 	// instances caches decoded instance records for the Describe calls.
 	instances instances.Cache
 	rendered  renderCache
@@ -89,6 +90,9 @@ type Deps struct {
 	// Fleet runs instances; without it the instance actions answer
 	// Unsupported.
 	Fleet Fleet
+	// Volumes drives the zones' ebs daemons; nil leaves volumes as they
+	// are recorded.
+	Volumes Volumes
 }
 
 // action runs one EC2 action. It reads its parameters, calls rq.ready
@@ -105,7 +109,7 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 	a := &API{
 		cfg: cfg, db: db, accounts: accts, tokens: ec2query.NewTokens(cfg.TokenKey), log: log,
 		limit:   newLimiter(cfg.RateLimit, cfg.RateBurst),
-		bundles: deps.Bundles, decrypt: deps.Decrypt, certPEM: deps.CloudCertPEM, kick: make(chan string, 64), fleet: deps.Fleet,
+		bundles: deps.Bundles, decrypt: deps.Decrypt, certPEM: deps.CloudCertPEM, kick: make(chan string, 64), fleet: deps.Fleet, volumes: deps.Volumes,
 		v4: &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
 		v2: &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
 	}
@@ -155,6 +159,11 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 		"DisassociateAddress": a.disassociateAddress,
 		"ReleaseAddress":      a.releaseAddress,
 		"DescribeAddresses":   a.describeAddresses,
+
+		"CreateVolume":         a.createVolume,
+		"DeleteVolume":         a.deleteVolume,
+		"DescribeVolumes":      a.describeVolumes,
+		"DescribeVolumeStatus": a.describeVolumeStatus,
 
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,

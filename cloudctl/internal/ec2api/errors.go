@@ -8,6 +8,7 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
+	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/awserr"
 )
 
@@ -47,6 +48,11 @@ var rules = []awserr.Rule{
 	{Err: addresses.ErrInUse, Code: "InvalidIPAddress.InUse", Detail: true},
 	{Err: addresses.ErrAssociated, Code: "Resource.AlreadyAssociated", Detail: true},
 	{Err: addresses.ErrUnavailableHere, Code: "InvalidParameterValue", Detail: true},
+
+	{Err: volumes.ErrNotFound, Code: "InvalidVolume.NotFound", Detail: true},
+	{Err: volumes.ErrInUse, Code: "VolumeInUse", Detail: true},
+	{Err: volumes.ErrState, Code: "IncorrectState", Detail: true},
+	{Err: volumes.ErrInvalid, Code: "InvalidParameterValue", Detail: true},
 
 	{Err: tags.ErrTooMany, Code: "TagLimitExceeded", Detail: true},
 	{Err: tags.ErrBadKey, Code: "InvalidParameterValue", Detail: true},

@@ -10,6 +10,7 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
+	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/awserr"
 	"github.com/koala-cloud/koala/pkg/ec2query"
 	"github.com/koala-cloud/koala/pkg/store"
@@ -26,6 +27,7 @@ var resourceTypes = map[string]string{
 	"i":   "instance",
 
 	"eipalloc": "elastic-ip",
+	"vol":      "volume",
 }
 
 func resourceType(id string) string {
@@ -47,6 +49,9 @@ func checkResource(tx *store.Tx, account, id string) error {
 		return err
 	case "instance":
 		_, err := instances.Owned(tx, account, id)
+		return err
+	case "volume":
+		_, err := volumes.Owned(tx, account, id)
 		return err
 	case "elastic-ip":
 		_, err := addresses.ByAllocation(tx, account, id)

@@ -19,6 +19,7 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/metadata"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/adminsock"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/daemon"
@@ -61,6 +62,7 @@ type Server struct {
 	done   chan error
 	ec2    *ec2api.API
 	fleet  *instances.Controller
+	vols   *volumes.Controller
 	stop   context.CancelFunc // ends background work
 }
 
@@ -109,11 +111,15 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Credentials: api.Credentials{AccessKeyID: self.ID, SecretAccessKey: self.Secret}, ZonePolicy: zp,
 		Poll: cfg.ReconcilePoll.Duration, PendingTimeout: cfg.PendingTimeout.Duration, Keep: cfg.KeepTerminated.Duration,
 	}, log)
+	vols := volumes.NewController(db, volumes.Config{
+		Credentials: api.Credentials{AccessKeyID: self.ID, SecretAccessKey: self.Secret}, Poll: cfg.ReconcilePoll.Duration,
+	}, log)
 	ec2 := ec2api.New(ec2api.Config{
 		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
 		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
 		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
-	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt, CloudCertPEM: settings.CertPEM, Fleet: fleet}, log)
+	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt, CloudCertPEM: settings.CertPEM, Fleet: fleet,
+		Volumes: vols}, log)
 	internal := &internalAPI{
 		accounts: accounts.New(db), log: log, ca: authority, fleet: fleet,
 		verify: &sigv4.Verifier{Keys: componentKeys{accounts.New(db)}, MaxSkew: cfg.MaxSkew.Duration},
@@ -132,7 +138,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		&metadataLookup{db: db, region: cfg.Region}, log.With("component", "metadata"))
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return &Server{
-		cfg: cfg, log: log, db: db, ec2: ec2, fleet: fleet, ready: make(chan struct{}), done: make(chan error, 3),
+		cfg: cfg, log: log, db: db, ec2: ec2, fleet: fleet, vols: vols, ready: make(chan struct{}), done: make(chan error, 3),
 		http:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
 		admin: &http.Server{Handler: admin.Handler(admin.NewService(db), log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog},
 		meta:  &http.Server{Handler: imds, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
@@ -172,6 +178,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.stop = stop
 	go s.ec2.RunCache(bg, 30*time.Second)
 	go s.fleet.Run(bg)
+	go s.vols.Run(bg)
 	s.log.Info("cloudctl serving", "addr", ln.Addr().String(), "admin_socket", sockPath,
 		"metadata_addr", s.MetadataAddr(), "region", s.cfg.Region)
 	close(s.ready)

@@ -19,11 +19,12 @@ const (
 	VMTypes      = "vm_types"      // type name -> api.VMType (defaults when empty)
 	Clusters     = "clusters"      // zone -> clusters.Cluster
 	Addresses    = "addresses"     // public IPv4 (4 bytes) -> addresses.Address
+	Volumes      = "volumes"       // volume ID -> volumes.Volume
 )
 
 // Schema is cloudctl's database schema.
 var Schema = store.Schema{
 	Version: 1,
 	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency, Certs, Images,
-		Instances, VMTypes, Clusters, Addresses},
+		Instances, VMTypes, Clusters, Addresses, Volumes},
 }

@@ -1,0 +1,129 @@
+package volumes
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
+	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/store"
+)
+
+// fakeEBS answers the volume calls from a map; refuse, when set, answers
+// creates with it.
+type fakeEBS struct {
+	mu      sync.Mutex
+	vols    map[string]int
+	refuse  *api.Error
+	deletes int
+}
+
+func (f *fakeEBS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := strings.TrimPrefix(r.URL.Path, api.PathVolumes)
+	switch r.Method {
+	case http.MethodPut:
+		if f.refuse != nil {
+			api.WriteError(w, http.StatusBadRequest, f.refuse.Code, f.refuse.Message)
+			return
+		}
+		var req api.VolumeRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		f.vols[id] = req.SizeGiB
+		api.WriteJSON(w, api.Volume{ID: id, SizeGiB: req.SizeGiB})
+	case http.MethodDelete:
+		f.deletes++
+		if _, ok := f.vols[id]; !ok {
+			api.WriteError(w, http.StatusNotFound, "InvalidVolume.NotFound", "no")
+			return
+		}
+		delete(f.vols, id)
+		api.WriteJSON(w, struct{}{})
+	}
+}
+
+func TestControllerCreatesAndDeletes(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), state.Schema, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ebs := &fakeEBS{vols: map[string]int{}}
+	srv := httptest.NewServer(ebs)
+	defer srv.Close()
+	now := time.Now().UTC()
+	put := func(vs ...Volume) {
+		t.Helper()
+		err := db.Commit(func(tx *store.Tx) error {
+			for _, v := range vs {
+				if err := Put(tx, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Commit(func(tx *store.Tx) error {
+		clusters.Put(tx, clusters.Cluster{Zone: "z-a", URL: "http://127.0.0.1:1", EBS: srv.URL})
+		clusters.Put(tx, clusters.Cluster{Zone: "z-none", URL: "http://127.0.0.1:1"})
+		return clusters.Put(tx, clusters.Cluster{Zone: "z-down", URL: "http://127.0.0.1:1", EBS: "http://127.0.0.1:1"})
+	})
+	vol := func(id, zone, st string) Volume {
+		return Volume{ID: id, Owner: "000000000001", Zone: zone, SizeGiB: 1, Type: "gp2", State: st, Created: now, Since: now}
+	}
+	put(vol("vol-0000000a", "z-a", Creating), vol("vol-0000000b", "z-none", Creating), vol("vol-0000000c", "z-down", Creating))
+	c := NewController(db, Config{CallTimeout: time.Second, Credentials: api.Credentials{AccessKeyID: "AKIDCLOUD", SecretAccessKey: "s"}},
+		slog.New(slog.DiscardHandler))
+	c.Reconcile(context.Background())
+	get := func(id string) (Volume, error) {
+		var v Volume
+		err := db.View(func(tx *store.Tx) error { var err error; v, err = Get(tx, id); return err })
+		return v, err
+	}
+	if v, _ := get("vol-0000000a"); v.State != Available || ebs.vols["vol-0000000a"] != 1 {
+		t.Errorf("a: %+v, ebs has %v", v, ebs.vols)
+	}
+	if v, _ := get("vol-0000000b"); v.State != Error || v.Reason == "" {
+		t.Errorf("a zone without ebs: %+v", v)
+	}
+	if v, _ := get("vol-0000000c"); v.State != Creating {
+		t.Errorf("an unreachable ebs: %+v, want still creating", v)
+	}
+	c.now = func() time.Time { return now.Add(time.Hour) }
+	c.Reconcile(context.Background())
+	if v, _ := get("vol-0000000c"); v.State != Error || !strings.Contains(v.Reason, "could not be reached") {
+		t.Errorf("an unreachable ebs after the timeout: %+v", v)
+	}
+	ebs.refuse = &api.Error{Code: "InsufficientVolumeCapacity", Message: "full"}
+	put(vol("vol-0000000d", "z-a", Creating))
+	c.Reconcile(context.Background())
+	if v, _ := get("vol-0000000d"); v.State != Error || !strings.Contains(v.Reason, "InsufficientVolumeCapacity") {
+		t.Errorf("a refused create: %+v", v)
+	}
+
+	// Deleting goes from ebs, then from the records; a volume ebs never
+	// had goes too.
+	put(vol("vol-0000000a", "z-a", Deleting), vol("vol-0000000d", "z-a", Deleting))
+	c.Reconcile(context.Background())
+	for _, id := range []string{"vol-0000000a", "vol-0000000d"} {
+		if _, err := get(id); err == nil {
+			t.Errorf("%s still recorded after its deletion", id)
+		}
+	}
+	if len(ebs.vols) != 0 || ebs.deletes != 2 {
+		t.Errorf("ebs has %v after %d deletes", ebs.vols, ebs.deletes)
+	}
+}
