@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ type ebsConfig struct {
 // a veth pair, and a client key for ebs's internal API; node is the
 // other end, where an initiator stands in for a node.
 type ebsStack struct {
+	cloud   *cloudctl
 	ebs     *daemon
 	dataDir string
 	node    string
@@ -57,7 +59,7 @@ func startEBS(t *testing.T) *ebsStack {
 			t.Fatalf("%s up: %v: %s", l, err, out)
 		}
 	}
-	st := &ebsStack{dataDir: filepath.Join(dir, "data"), node: node}
+	st := &ebsStack{cloud: c, dataDir: filepath.Join(dir, "data"), node: node}
 	cfg := filepath.Join(dir, "ebs.json")
 	st.ebs = newDaemon(t, "ebs", daemonBinary(t, "ebs"), filepath.Join(dir, "ebs.log"), "serve", "-config", cfg)
 	st.ebs.startOnFreePort(func(int) error {
@@ -154,5 +156,54 @@ func TestEBSKill9DuringWrites(t *testing.T) {
 		if !bytes.Equal(file[i*64<<10:(i+1)*64<<10], want) || !bytes.Equal(got[i*64<<10:(i+1)*64<<10], want) {
 			t.Fatalf("block %d differs after the restart (flushed before the kill: %d)", i, atKill)
 		}
+	}
+}
+
+// TestEBSVolumesThroughEC2 creates, describes and deletes volumes with
+// the aws CLI: cloudctl has the zone's ebs make and remove them.
+func TestEBSVolumesThroughEC2(t *testing.T) {
+	t.Parallel()
+	require(t, fileAt(awsBin))
+	st := startEBS(t)
+	st.cloud.adminRun(t, []string{"cluster", "register", "us-east-1a", "http://127.0.0.1:1"})
+	st.cloud.adminRun(t, []string{"cluster", "ebs", "us-east-1a", st.ebs.endpoint})
+	cli := newAWSCLI(t, st.cloud.endpoint, st.cloud.createAccount(t, "vols"))
+	var v struct {
+		VolumeID string `json:"VolumeId"`
+		State    string `json:"State"`
+	}
+	cli.json(t, &v, "ec2", "create-volume", "--availability-zone", "us-east-1a", "--size", "2",
+		"--tag-specifications", "ResourceType=volume,Tags=[{Key=Name,Value=e2e}]")
+	if v.State != "creating" {
+		t.Fatalf("create-volume: %+v", v)
+	}
+	cli.run(t, "ec2", "wait", "volume-available", "--volume-ids", v.VolumeID)
+	got, err := st.client.GetVolume(context.Background(), v.VolumeID)
+	if err != nil || got.SizeGiB != 2 || got.Shelf != 4 {
+		t.Fatalf("ebs has %+v, %v", got, err)
+	}
+	file := filepath.Join(st.dataDir, "volumes", v.VolumeID+".img")
+	if fi, err := os.Stat(file); err != nil || fi.Size() != 2<<30 {
+		t.Fatalf("volume file: %v %v", fi, err)
+	}
+	var d struct {
+		Volumes []struct {
+			VolumeID string `json:"VolumeId"`
+			Size     int    `json:"Size"`
+			State    string `json:"State"`
+		} `json:"Volumes"`
+	}
+	cli.json(t, &d, "ec2", "describe-volumes", "--filters", "Name=tag:Name,Values=e2e")
+	if len(d.Volumes) != 1 || d.Volumes[0].VolumeID != v.VolumeID || d.Volumes[0].Size != 2 || d.Volumes[0].State != "available" {
+		t.Errorf("describe-volumes: %+v", d)
+	}
+	if _, err := cli.try(t, "ec2", "create-volume", "--availability-zone", "us-east-1z", "--size", "1"); err == nil ||
+		!strings.Contains(err.Error(), "InvalidParameterValue") {
+		t.Errorf("a zone without volumes: %v", err)
+	}
+	cli.run(t, "ec2", "delete-volume", "--volume-id", v.VolumeID)
+	cli.run(t, "ec2", "wait", "volume-deleted", "--volume-ids", v.VolumeID)
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("volume file after delete: %v", err)
 	}
 }
