@@ -115,12 +115,31 @@ const (
 	VerbStart     = "start"
 	VerbReboot    = "reboot"
 	VerbModify    = "modify"
+	// VerbAttachVolume and VerbDetachVolume carry ActionRequest.Volume.
+	VerbAttachVolume = "attach-volume"
+	VerbDetachVolume = "detach-volume"
 )
 
 // ActionRequest carries the arguments of an instance action: the new
 // type of a modify.
 type ActionRequest struct {
 	Type *VMType `json:"type,omitempty"`
+	// Volume is the volume of VerbAttachVolume and VerbDetachVolume.
+	Volume *VolumeAttachment `json:"volume,omitempty"`
+}
+
+// VolumeAttachment is a volume a node attaches to an instance: it lets
+// its own AoE MAC use the volume at EBS (ebs's internal API), reaches it
+// as Shelf.Slot, and hot-plugs it at Device.
+type VolumeAttachment struct {
+	VolumeID string `json:"volume_id"`
+	// Device is the guest device, vdb to vdz.
+	Device string `json:"device,omitempty"`
+	EBS    string `json:"ebs,omitempty"`
+	Shelf  uint16 `json:"shelf"`
+	Slot   uint8  `json:"slot"`
+	// Force detaches without waiting for the guest to let go.
+	Force bool `json:"force,omitempty"`
 }
 
 // NodeStatus is what a node reports: its capacity and its instances.

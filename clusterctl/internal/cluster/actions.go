@@ -34,7 +34,7 @@ func (c *Cluster) Act(ctx context.Context, id, verb string, req api.ActionReques
 	switch verb {
 	case api.VerbTerminate:
 		return c.terminate(id)
-	case api.VerbStop, api.VerbStart, api.VerbReboot, api.VerbModify:
+	case api.VerbStop, api.VerbStart, api.VerbReboot, api.VerbModify, api.VerbAttachVolume, api.VerbDetachVolume:
 		return c.forward(ctx, id, verb, req)
 	}
 	return api.InstanceStatus{}, fmt.Errorf("%w: unknown action %q", ErrInvalid, verb)
@@ -69,7 +69,8 @@ func (c *Cluster) terminate(id string) (api.InstanceStatus, error) {
 	return out, nil
 }
 
-// forward runs stop, start, reboot or modify on the instance's node. A
+// forward runs stop, start, reboot, modify or a volume's attach or
+// detach on the instance's node. A
 // modify to a type of other resources first reserves them on the node
 // (ErrCapacity when it has no room) and gives them back if the node
 // refuses.

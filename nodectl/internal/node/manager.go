@@ -50,12 +50,19 @@ type Ifacer interface {
 	Ifaces(ctx context.Context, name string) ([]string, error)
 }
 
+// Volumes attaches EBS volumes to instances; optional.
+type Volumes interface {
+	Attach(ctx context.Context, instance string, v api.VolumeAttachment) error
+	Detach(ctx context.Context, instance string, v api.VolumeAttachment) error
+}
+
 // Manager runs a node's instances.
 type Manager struct {
 	cfg    Config
 	drv    hypervisor.Driver
 	images Images
 	disks  disks.Maker
+	vols   Volumes
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -102,6 +109,9 @@ func New(cfg Config, drv hypervisor.Driver, images Images, dm disks.Maker, log *
 	return &Manager{cfg: cfg, drv: drv, images: images, disks: dm, log: log,
 		insts: map[string]*instance{}, changed: make(chan struct{}, 1)}, nil
 }
+
+// SetVolumes gives the manager what attaches volumes; call before Start.
+func (m *Manager) SetVolumes(v Volumes) { m.vols = v }
 
 // Changed signals after instance states change, for the status pusher.
 func (m *Manager) Changed() <-chan struct{} { return m.changed }
@@ -280,6 +290,21 @@ func (m *Manager) Act(ctx context.Context, id, verb string, req api.ActionReques
 		}
 		r.Spec.Type = *req.Type
 		err = m.saveLocked(in)
+	case api.VerbAttachVolume, api.VerbDetachVolume:
+		switch {
+		case m.vols == nil || req.Volume == nil:
+			err = fmt.Errorf("%w: this node attaches no volumes", ErrInvalid)
+		case verb == api.VerbAttachVolume && r.State != api.Running:
+			err = fmt.Errorf("attach a volume to %s: %w: %s", id, ErrState, r.State)
+		default:
+			m.mu.Unlock()
+			if verb == api.VerbAttachVolume {
+				err = m.vols.Attach(ctx, id, *req.Volume)
+			} else {
+				err = m.vols.Detach(ctx, id, *req.Volume)
+			}
+			m.mu.Lock()
+		}
 	case api.VerbReboot:
 		if r.State != api.Running {
 			err = fmt.Errorf("reboot %s: %w: %s", id, ErrState, r.State)

@@ -59,6 +59,9 @@ type Config struct {
 	ProbeKernel string `json:"probe_kernel,omitempty"`
 	// Bridge is the host bridge instances' NICs join; empty means no NIC.
 	Bridge string `json:"bridge"`
+	// AoEInterface is the NIC the node reaches ebs's volumes on (AoE);
+	// empty: the node cannot attach volumes.
+	AoEInterface string `json:"aoe_interface,omitempty"`
 	// CreateBridge makes nodectl (libvirt driver only) create Bridge when
 	// the host has no such interface.
 	CreateBridge bool `json:"create_bridge"`

@@ -16,6 +16,7 @@ import (
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor"
 	"github.com/koala-cloud/koala/nodectl/internal/imagecache"
 	"github.com/koala-cloud/koala/nodectl/internal/node"
+	nvolumes "github.com/koala-cloud/koala/nodectl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/daemon"
 	"github.com/koala-cloud/koala/pkg/sched"
@@ -39,6 +40,7 @@ type Server struct {
 	capacity sched.Resources
 	cache    *imagecache.Cache
 	cluster  *api.Client // nil: no status push
+	cred     api.Credentials
 	verifier *sigv4.Verifier
 	inUse    inUse
 	http     *http.Server
@@ -48,6 +50,7 @@ type Server struct {
 	// Set by Start.
 	drv    hypervisor.Driver
 	mgr    *node.Manager
+	vols   *nvolumes.Attacher // nil: a driver without hot-plug
 	ln     net.Listener
 	stop   context.CancelFunc // the pusher's
 	pushWG sync.WaitGroup
@@ -73,7 +76,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, capacity: capa, ready: make(chan struct{}), done: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: log, capacity: capa, cred: cred, ready: make(chan struct{}), done: make(chan error, 1)}
 	cloud := s.client(cfg.CloudctlURL, cred, &http.Client{Timeout: callTimeout})
 	s.verifier = &sigv4.Verifier{Keys: &api.ComponentKeys{Lookup: cloud, TTL: keyCacheTTL}, MaxBufferedBody: maxBody}
 	if cfg.ClusterURL != "" {
@@ -129,6 +132,20 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.mgr = mgr
+	if hp, ok := drv.(nvolumes.Hotplugger); ok {
+		dir := filepath.Join(s.cfg.DataDir, "volumes")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		s.vols = nvolumes.New(nvolumes.Config{Interface: s.cfg.AoEInterface, Dir: dir}, hp,
+			func(url string) nvolumes.EBS { return s.client(url, s.cred, &http.Client{Timeout: callTimeout}) }, nil, s.log)
+		if s.cfg.AoEInterface != "" {
+			if err := s.vols.Restore(ctx); err != nil {
+				s.log.Error("volumes not served again", "err", err)
+			}
+		}
+		mgr.SetVolumes(s.vols)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -184,6 +201,9 @@ func (s *Server) Close() error {
 		}
 		if s.mgr != nil {
 			s.mgr.Close()
+			if s.vols != nil {
+				s.vols.Close()
+			}
 		}
 		if c, ok := s.drv.(hypervisor.Closer); ok {
 			errs = append(errs, c.Close())

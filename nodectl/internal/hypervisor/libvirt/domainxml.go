@@ -407,6 +407,10 @@ type netDiskXML struct {
 			Transport string `xml:"transport,attr"`
 			Socket    string `xml:"socket,attr"`
 		} `xml:"host"`
+		// Reconnect has qemu reconnect to a restarted server.
+		Reconnect struct {
+			Delay int `xml:"delay,attr"`
+		} `xml:"reconnect"`
 	} `xml:"source"`
 	Target struct {
 		Dev string `xml:"dev,attr"`
@@ -430,6 +434,7 @@ func NetDiskXML(d hypervisor.NetDisk) (string, error) {
 	x.Driver.Name, x.Driver.Type, x.Driver.Cache = "qemu", "raw", "none"
 	x.Source.Protocol, x.Source.Name = "nbd", d.Export
 	x.Source.Host.Transport, x.Source.Host.Socket = "unix", d.Socket
+	x.Source.Reconnect.Delay = 1
 	x.Target.Dev, x.Target.Bus = d.Target, "virtio"
 	x.Serial = d.Serial
 	out, err := xml.MarshalIndent(x, "", "  ")
