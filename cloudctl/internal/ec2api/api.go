@@ -164,6 +164,8 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 		"DeleteVolume":         a.deleteVolume,
 		"DescribeVolumes":      a.describeVolumes,
 		"DescribeVolumeStatus": a.describeVolumeStatus,
+		"AttachVolume":         a.attachVolume,
+		"DetachVolume":         a.detachVolume,
 
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,

@@ -172,7 +172,7 @@ func TestBadInput(t *testing.T) {
 		{"bad cidr", e.alice, q("Action", "AuthorizeSecurityGroupIngress", "GroupName", "web", "IpPermissions.1.IpProtocol", "tcp", "IpPermissions.1.FromPort", "22", "IpPermissions.1.ToPort", "22", "IpPermissions.1.IpRanges.1.CidrIp", "300.0.0.0/8"), time.Time{}, 400, "InvalidParameterValue"},
 		{"revoke a rule that is not there", e.alice, q("Action", "RevokeSecurityGroupIngress", "GroupName", "web", "IpProtocol", "tcp", "FromPort", "1", "ToPort", "2", "CidrIp", "10.0.0.0/8"), time.Time{}, 400, "InvalidPermission.NotFound"},
 		{"tag an unknown instance", e.alice, q("Action", "CreateTags", "ResourceId.1", "i-12345678", "Tag.1.Key", "a", "Tag.1.Value", "b"), time.Time{}, 400, "InvalidInstanceID.NotFound"},
-		{"tag an unknown kind of id", e.alice, q("Action", "CreateTags", "ResourceId.1", "vol-12345678", "Tag.1.Key", "a", "Tag.1.Value", "b"), time.Time{}, 400, "InvalidID"},
+		{"tag an unknown kind of id", e.alice, q("Action", "CreateTags", "ResourceId.1", "igw-12345678", "Tag.1.Key", "a", "Tag.1.Value", "b"), time.Time{}, 400, "InvalidID"},
 		{"reserved tag key", e.alice, q("Action", "CreateTags", "ResourceId.1", "sg-00000000000000000", "Tag.1.Key", "aws:x", "Tag.1.Value", "b"), time.Time{}, 400, "InvalidParameterValue"},
 		{"bad list index", e.alice, q("Action", "DescribeKeyPairs", "KeyName.x", "kept"), time.Time{}, 400, ""},
 		{"unknown region", e.alice, q("Action", "DescribeRegions", "RegionName.1", "mars-1"), time.Time{}, 400, "InvalidParameterValue"},

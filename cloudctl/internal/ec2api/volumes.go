@@ -6,8 +6,10 @@ import (
 	"strconv"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
+	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
 	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
+	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/awserr"
 	"github.com/koala-cloud/koala/pkg/ec2query"
 	"github.com/koala-cloud/koala/pkg/ident"
@@ -322,4 +324,101 @@ func (a *API) describeVolumeStatus(rq *request) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// attachmentResult is AttachVolume's and DetachVolume's reply.
+type attachmentResult volumeAttachmentItem
+
+func attachmentXML(v volumes.Volume) attachmentResult {
+	at := v.Attachment
+	return attachmentResult{VolumeID: v.ID, InstanceID: at.Instance, Device: at.Device, Status: at.State,
+		AttachTime: ec2query.Time{Time: at.Time}}
+}
+
+// volumeRef reads a required, well-formed VolumeId.
+func volumeRef(p *ec2query.Params) (string, error) {
+	id, err := p.Required("VolumeId")
+	if err != nil {
+		return "", err
+	}
+	if err := volumes.CheckID(id); err != nil {
+		return "", awserr.Newf("InvalidVolumeID.Malformed", "Invalid id: \"%s\" (expecting \"vol-...\")", id)
+	}
+	return id, nil
+}
+
+func (a *API) attachVolume(rq *request) (any, error) {
+	p := rq.p
+	id, err := volumeRef(p)
+	if err != nil {
+		return nil, err
+	}
+	instance, err := p.Required("InstanceId")
+	if err != nil {
+		return nil, err
+	}
+	if !instanceIDRE.MatchString(instance) {
+		return nil, awserr.Newf("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", instance)
+	}
+	device, err := p.Required("Device")
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := volumes.GuestDevice(device); !ok {
+		return nil, awserr.Newf("InvalidParameterValue", "Value (%s) for parameter device is invalid. %s is not a valid EBS device name.", device, device)
+	}
+	if err := rq.ready(); err != nil {
+		return nil, err
+	}
+	var v volumes.Volume
+	err = a.update(func(tx *store.Tx) error {
+		in, err := instances.Owned(tx, rq.account.ID, instance)
+		if err != nil {
+			return err
+		}
+		vol, err := volumes.Owned(tx, rq.account.ID, id)
+		if err != nil {
+			return err
+		}
+		if in.State != api.Running || in.Desired != api.Running {
+			return awserr.Newf("IncorrectInstanceState", "Instance '%s' is not 'running'.", instance)
+		}
+		if vol.Zone != in.Zone {
+			return awserr.Newf("InvalidVolume.ZoneMismatch", "The volume '%s' is not in the same availability zone as instance '%s'", id, instance)
+		}
+		v, err = volumes.Attach(tx, rq.account.ID, id, instance, device, a.cfg.Now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.kickVolumes()
+	return attachmentXML(v), nil
+}
+
+func (a *API) detachVolume(rq *request) (any, error) {
+	p := rq.p
+	id, err := volumeRef(p)
+	if err != nil {
+		return nil, err
+	}
+	instance, device := p.String("InstanceId"), p.String("Device")
+	force, err := p.Bool("Force")
+	if err != nil {
+		return nil, err
+	}
+	if err := rq.ready(); err != nil {
+		return nil, err
+	}
+	var v volumes.Volume
+	err = a.update(func(tx *store.Tx) error {
+		var err error
+		v, err = volumes.MarkDetaching(tx, rq.account.ID, id, instance, device, force, a.cfg.Now())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.kickVolumes()
+	return attachmentXML(v), nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/koala-cloud/koala/cloudctl/internal/addresses"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/store"
 )
@@ -138,6 +139,11 @@ func Put(tx *store.Tx, in Instance) error {
 			return err
 		}
 		in.PublicIP = ""
+	}
+	if in.Final() {
+		if err := volumes.InstanceEnded(tx, in.ID); err != nil {
+			return err
+		}
 	}
 	return tx.Put(state.Instances, []byte(in.ID), in)
 }

@@ -3,6 +3,7 @@ package volumes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -21,8 +22,12 @@ type Config struct {
 	// Poll is the reconcile period (5s when 0).
 	Poll time.Duration
 	// CreateTimeout is how long a volume may stay creating, its ebs
-	// unreachable, before it ends in error (10m when 0).
+	// unreachable, before it ends in error (10m when 0); an attach that
+	// long undone is given up too.
 	CreateTimeout time.Duration
+	// AttachTimeout bounds a call that attaches or detaches a volume on a
+	// node (1m when 0): the guest must let go of a detached disk.
+	AttachTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -34,6 +39,9 @@ func (c *Config) defaults() {
 	}
 	if c.CreateTimeout == 0 {
 		c.CreateTimeout = 10 * time.Minute
+	}
+	if c.AttachTimeout == 0 {
+		c.AttachTimeout = time.Minute
 	}
 }
 
@@ -98,13 +106,142 @@ func (c *Controller) Reconcile(ctx context.Context) {
 		return
 	}
 	for _, v := range all {
-		switch v.State {
-		case Creating:
+		switch {
+		case v.State == Creating:
 			c.create(ctx, v)
-		case Deleting:
+		case v.State == Deleting:
 			c.delete(ctx, v)
+		case v.Attachment != nil && v.Attachment.State == Attaching:
+			c.attach(ctx, v)
+		case v.Attachment != nil && v.Attachment.State == Detaching:
+			c.detach(ctx, v)
 		}
 	}
+}
+
+// cluster returns the client of a zone's cluster.
+func (c *Controller) cluster(zone string) (*api.Client, error) {
+	var cl clusters.Cluster
+	err := c.db.View(func(tx *store.Tx) error {
+		var err error
+		cl, err = clusters.Get(tx, zone)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &api.Client{BaseURL: cl.URL, AccessKeyID: c.cfg.Credentials.AccessKeyID, Secret: c.cfg.Credentials.SecretAccessKey,
+		HTTP: &http.Client{Timeout: c.cfg.AttachTimeout}}, nil
+}
+
+// updateAttachment changes a volume whose attachment is still in state
+// from; fn edits the volume.
+func (c *Controller) updateAttachment(id, from string, fn func(v *Volume)) {
+	err := c.db.Commit(func(tx *store.Tx) error {
+		v, err := Get(tx, id)
+		if err != nil || v.Attachment == nil || v.Attachment.State != from {
+			return nil
+		}
+		fn(&v)
+		v.Since = c.now().UTC()
+		return Put(tx, v)
+	})
+	if err != nil {
+		c.log.Error("volumes: storing", "volume_id", id, "err", err)
+	}
+}
+
+// nodeRequest is what the instance's node needs to attach or detach v.
+func (c *Controller) nodeRequest(ctx context.Context, v Volume) (api.ActionRequest, error) {
+	dev, _ := GuestDevice(v.Attachment.Device)
+	ebs, err := c.ebs(v.Zone)
+	if err != nil || ebs == nil {
+		return api.ActionRequest{}, fmt.Errorf("zone %s has no volume service: %w", v.Zone, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	info, err := ebs.GetVolume(cctx, v.ID)
+	cancel()
+	if err != nil {
+		return api.ActionRequest{}, err
+	}
+	return api.ActionRequest{Volume: &api.VolumeAttachment{VolumeID: v.ID, Device: dev, EBS: ebs.BaseURL,
+		Shelf: info.Shelf, Slot: info.Slot, Force: v.Attachment.Force}}, nil
+}
+
+func (c *Controller) attach(ctx context.Context, v Volume) {
+	req, err := c.nodeRequest(ctx, v)
+	var cl *api.Client
+	if err == nil {
+		cl, err = c.cluster(v.Zone)
+	}
+	if err == nil {
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.AttachTimeout)
+		_, err = cl.Act(cctx, v.Attachment.Instance, api.VerbAttachVolume, req)
+		cancel()
+	}
+	var ce *api.CallError
+	switch {
+	case err == nil:
+		c.updateAttachment(v.ID, Attaching, func(v *Volume) { v.Attachment.State = Attached })
+		c.log.Info("volume attached", "volume_id", v.ID, "instance_id", v.Attachment.Instance, "device", v.Attachment.Device)
+		return
+	case errors.As(err, &ce) && ce.Status < 500, c.now().Sub(v.Attachment.Time) > c.cfg.CreateTimeout:
+		// Refused, or never done: the volume is free again (the node let
+		// go of whatever it had done).
+		c.log.Warn("volume attach failed", "volume_id", v.ID, "instance_id", v.Attachment.Instance, "err", err)
+		c.updateAttachment(v.ID, Attaching, func(v *Volume) { v.Attachment.State, v.Attachment.Force = Detaching, true })
+	default:
+		c.log.Warn("volume attach: retrying", "volume_id", v.ID, "instance_id", v.Attachment.Instance, "err", err)
+	}
+}
+
+func (c *Controller) detach(ctx context.Context, v Volume) {
+	req, err := c.nodeRequest(ctx, v)
+	if err == nil && !v.Attachment.Force {
+		var cl *api.Client
+		if cl, err = c.cluster(v.Zone); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.AttachTimeout)
+			_, err = cl.Act(cctx, v.Attachment.Instance, api.VerbDetachVolume, req)
+			cancel()
+		}
+	}
+	if err == nil && v.Attachment.Force {
+		err = c.revokeAll(ctx, v)
+	}
+	if err != nil {
+		c.log.Warn("volume detach: retrying", "volume_id", v.ID, "instance_id", v.Attachment.Instance, "err", err)
+		return
+	}
+	c.updateAttachment(v.ID, Detaching, func(v *Volume) { v.State, v.Attachment = Available, nil })
+	c.log.Info("volume detached", "volume_id", v.ID)
+}
+
+// revokeAll has ebs stop letting every node use v (a forced detach);
+// the instance's node is asked first, and a refusal does not stop it.
+func (c *Controller) revokeAll(ctx context.Context, v Volume) error {
+	if cl, err := c.cluster(v.Zone); err == nil {
+		if req, err := c.nodeRequest(ctx, v); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+			_, _ = cl.Act(cctx, v.Attachment.Instance, api.VerbDetachVolume, req)
+			cancel()
+		}
+	}
+	ebs, err := c.ebs(v.Zone)
+	if err != nil || ebs == nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	info, err := ebs.GetVolume(cctx, v.ID)
+	if err != nil {
+		return err
+	}
+	for _, mac := range info.Allow {
+		if _, err := ebs.DisallowVolume(cctx, v.ID, mac); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // update changes a stored volume in one transaction when it is still in

@@ -47,7 +47,17 @@ type Attachment struct {
 	Device   string    `json:"device"`
 	State    string    `json:"state"` // attaching, attached, detaching
 	Time     time.Time `json:"time"`
+	// Force detaches without the instance's node: ebs stops letting any
+	// node use the volume (DetachVolume Force, or the instance ended).
+	Force bool `json:"force,omitempty"`
 }
+
+// Attachment states.
+const (
+	Attaching = "attaching"
+	Attached  = "attached"
+	Detaching = "detaching"
+)
 
 // Volume is cloudctl's record of a volume.
 type Volume struct {
@@ -147,4 +157,82 @@ func MarkDeleting(tx *store.Tx, account, id string, now time.Time) (Volume, erro
 	}
 	v.State, v.Since = Deleting, now.UTC()
 	return v, Put(tx, v)
+}
+
+// GuestDevice maps an EC2 device name (/dev/sdf, /dev/xvdf, /dev/vdf) to
+// the virtio device the node plugs it in as (vdf); ok is false for a name
+// EC2 would refuse or the root device.
+func GuestDevice(device string) (string, bool) {
+	m := deviceRE.FindStringSubmatch(device)
+	if m == nil {
+		return "", false
+	}
+	return "vd" + m[1], true
+}
+
+var deviceRE = regexp.MustCompile(`^/dev/(?:sd|xvd|vd)([b-z])$`)
+
+// Attach records the attachment of an account's available volume to an
+// instance in its zone (checked by the caller) at device.
+func Attach(tx *store.Tx, account, id, instance, device string, now time.Time) (Volume, error) {
+	v, err := Owned(tx, account, id)
+	if err != nil {
+		return v, err
+	}
+	if v.Attachment != nil {
+		return v, fmt.Errorf("%w: %s is already attached to an instance", ErrInUse, id)
+	}
+	if v.State != Available {
+		return v, fmt.Errorf("%w: %s is not 'available'.", ErrState, id)
+	}
+	all, err := All(tx, "")
+	if err != nil {
+		return v, err
+	}
+	for _, o := range all {
+		if o.Attachment != nil && o.Attachment.Instance == instance && o.Attachment.Device == device {
+			return v, fmt.Errorf("%w: Attachment point %s is already in use", ErrInvalid, device)
+		}
+	}
+	v.State, v.Since = InUse, now.UTC()
+	v.Attachment = &Attachment{Instance: instance, Device: device, State: Attaching, Time: now.UTC()}
+	return v, Put(tx, v)
+}
+
+// MarkDetaching starts the detachment of an account's volume; instance
+// and device, when given, must be its attachment's.
+func MarkDetaching(tx *store.Tx, account, id, instance, device string, force bool, now time.Time) (Volume, error) {
+	v, err := Owned(tx, account, id)
+	if err != nil {
+		return v, err
+	}
+	at := v.Attachment
+	if at == nil {
+		return v, fmt.Errorf("%w: Volume '%s' is in the 'available' state.", ErrState, id)
+	}
+	if (instance != "" && instance != at.Instance) || (device != "" && device != at.Device) {
+		return v, fmt.Errorf("%w: Volume '%s' is not attached to '%s' at '%s'.", ErrInvalid, id, instance, device)
+	}
+	at.State = Detaching
+	at.Force = at.Force || force
+	return v, Put(tx, v)
+}
+
+// InstanceEnded detaches, by force, the volumes attached to an instance
+// that is gone.
+func InstanceEnded(tx *store.Tx, instance string) error {
+	all, err := All(tx, "")
+	if err != nil {
+		return err
+	}
+	for _, v := range all {
+		if v.Attachment == nil || v.Attachment.Instance != instance || (v.Attachment.State == Detaching && v.Attachment.Force) {
+			continue
+		}
+		v.Attachment.State, v.Attachment.Force = Detaching, true
+		if err := Put(tx, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

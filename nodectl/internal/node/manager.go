@@ -54,6 +54,8 @@ type Ifacer interface {
 type Volumes interface {
 	Attach(ctx context.Context, instance string, v api.VolumeAttachment) error
 	Detach(ctx context.Context, instance string, v api.VolumeAttachment) error
+	// Forget lets go of the volumes of an instance that ended.
+	Forget(ctx context.Context, instance string)
 }
 
 // Manager runs a node's instances.
@@ -390,6 +392,9 @@ func (m *Manager) step(ctx context.Context, in *instance, rec record) error {
 			return m.retryLater(ctx, in, fmt.Errorf("destroy %s: %w", id, err))
 		}
 		m.removeDisks(id)
+		if m.vols != nil {
+			m.vols.Forget(ctx, id)
+		}
 		reason := rec.Reason
 		if reason == nil {
 			reason = &api.Reason{Code: "Client.UserInitiatedShutdown", Message: "Client.UserInitiatedShutdown: User initiated shutdown"}

@@ -246,6 +246,31 @@ func (a *Attacher) Detach(ctx context.Context, instance string, v api.VolumeAtta
 	return nil
 }
 
+// Forget stops serving every volume of an instance that is gone and
+// takes the node's MAC off them on ebs.
+func (a *Attacher) Forget(ctx context.Context, instance string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	changed := false
+	for id, at := range a.attached {
+		if at.Instance != instance {
+			continue
+		}
+		a.stop(at)
+		delete(a.attached, id)
+		changed = true
+		if _, err := a.ebs(at.Volume.EBS).DisallowVolume(ctx, id, at.MAC); err != nil {
+			a.log.Warn("ebs still lets this node use a volume of an ended instance", "volume_id", id, "err", err)
+		}
+		a.log.Info("volume of an ended instance released", "volume_id", id, "instance_id", instance)
+	}
+	if changed {
+		if err := a.saveLocked(); err != nil {
+			a.log.Error("record detachment", "err", err)
+		}
+	}
+}
+
 // Restore serves again the attachments recorded before a restart; one
 // that cannot be served is logged and kept for a later Restore.
 func (a *Attacher) Restore(ctx context.Context) error {
