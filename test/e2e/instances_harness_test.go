@@ -161,6 +161,7 @@ type nodectlConfig struct {
 	Capacity             capacityConfig `json:"capacity"`
 	Heartbeat            string         `json:"heartbeat"`
 	StopGrace            string         `json:"stop_grace"`
+	AoEInterface         string         `json:"aoe_interface,omitempty"`
 }
 
 // instStack is a whole cloud on this host: cloudctl, walrus, and
@@ -177,6 +178,8 @@ type instStack struct {
 	eucarc       map[string]string
 	home         string
 	user         account
+	// storage is the storage network and ebs (stackSpec.storage).
+	storage *storageNet
 }
 
 // cluster is one clusterctl with its nodes.
@@ -236,6 +239,9 @@ type stackSpec struct {
 	// 198.18.<subnet's second octet>.0/24 (see clientHost) and a pool of
 	// public addresses there; it needs a network mode.
 	clientHost bool
+	// storage gives the first cluster's zone an ebs daemon on a storage
+	// bridge, each node its own link to it (see storageNet).
+	storage bool
 }
 
 // startInstStack starts cloudctl and walrus, then per policy a cluster
@@ -284,8 +290,15 @@ func startInstStack(t *testing.T, spec stackSpec) *instStack {
 	})
 	st := &instStack{t: t, c: c, w: startStackWalrus(t, c, walrusPort), home: t.TempDir(), id: int(stackSeq.Add(1)) % 100,
 		metadataPort: mdPort}
+	if spec.storage {
+		st.storage = newStorageNet(t, fmt.Sprintf("ks%d-%d", os.Getpid()%100000, st.id))
+	}
 	for i, policy := range spec.policies {
 		st.clusters = append(st.clusters, st.startCluster(t, spec, i, policy))
+	}
+	if st.storage != nil {
+		st.storage.startEBS(t, st.c)
+		c.adminRun(t, []string{"cluster", "ebs", st.clusters[0].zone, st.storage.ebs.endpoint})
 	}
 	st.user = c.createAccount(t, "runner")
 	creds := filepath.Join(t.TempDir(), "runner-creds")
@@ -368,8 +381,13 @@ func (st *instStack) startNode(t *testing.T, spec stackSpec, cl *cluster, name, 
 	if spec.driver == "libvirt" {
 		demo = filepath.Join(demoImages(t), "vmlinuz")
 	}
+	aoeIf := ""
+	if st.storage != nil && cl.zone == "us-east-1a" {
+		aoeIf = st.storage.link(t)
+	}
 	n.startOnFreePort(func(int) error {
 		return writeJSON(n.config, nodectlConfig{
+			AoEInterface: aoeIf,
 			Name: name, Listen: n.addr, DataDir: n.dataDir, ClusterURL: cl.endpoint, CloudctlURL: st.c.endpoint,
 			WalrusURL: st.w.endpoint, ComponentCredentials: keys, Driver: spec.driver, ProbeKernel: demo,
 			Bridge: bridge, Capacity: spec.capacity, Heartbeat: or(spec.poll, "1s"), StopGrace: "5s",

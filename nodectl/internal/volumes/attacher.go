@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -166,8 +167,13 @@ func (a *Attacher) Attach(ctx context.Context, instance string, v api.VolumeAtta
 
 func (a *Attacher) netDisk(at *attachment) hypervisor.NetDisk {
 	return hypervisor.NetDisk{Socket: a.socket(at.Volume.VolumeID), Export: at.Volume.VolumeID, Target: at.Volume.Device,
-		Serial: at.Volume.VolumeID}
+		Serial: DiskSerial(at.Volume.VolumeID)}
 }
+
+// DiskSerial is the serial a guest reads for a volume: its ID without
+// the dash, as EC2's NVMe volumes show it, so that it fits the 20 bytes
+// of a virtio disk's serial ("vol0123456789abcdef0").
+func DiskSerial(volumeID string) string { return strings.Replace(volumeID, "-", "", 1) }
 
 // serve lets the node's MAC use the volume, dials it and serves it on
 // its socket.

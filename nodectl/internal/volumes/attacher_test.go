@@ -115,7 +115,7 @@ func TestAttachServeRestoreDetach(t *testing.T) {
 		t.Error("the volume was attached to a second instance")
 	}
 	d, ok := hv.disks["vdc"]
-	if !ok || d.Export != v.VolumeID || d.Serial != v.VolumeID {
+	if !ok || d.Export != v.VolumeID || d.Serial != "vol0000000a" {
 		t.Fatalf("hot-plugged %+v", hv.disks)
 	}
 	url := "nbd+unix:///" + v.VolumeID + "?socket=" + d.Socket
