@@ -387,10 +387,9 @@ func (st *instStack) startNode(t *testing.T, spec stackSpec, cl *cluster, name, 
 	}
 	n.startOnFreePort(func(int) error {
 		return writeJSON(n.config, nodectlConfig{
-			AoEInterface: aoeIf,
 			Name: name, Listen: n.addr, DataDir: n.dataDir, ClusterURL: cl.endpoint, CloudctlURL: st.c.endpoint,
 			WalrusURL: st.w.endpoint, ComponentCredentials: keys, Driver: spec.driver, ProbeKernel: demo,
-			Bridge: bridge, Capacity: spec.capacity, Heartbeat: or(spec.poll, "1s"), StopGrace: "5s",
+			Bridge: bridge, Capacity: spec.capacity, Heartbeat: or(spec.poll, "1s"), StopGrace: "5s", AoEInterface: aoeIf,
 		})
 	})
 	run(t, clientEnv(t.TempDir()), daemonBinary(t, "clusterctl"), "node", "register", name, n.endpoint, "-config", cl.config)
