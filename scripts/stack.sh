@@ -24,6 +24,11 @@ METADATA_PORT=${METADATA_PORT:-8780}
 # addresses reach the guests from this host only; with one, clusterctl
 # holds each associated address on it so the LAN reaches it too.
 PUBLIC_IPS=${PUBLIC_IPS:-198.51.100.16/28}
+# Volumes: ebs serves them over AoE on one end of a veth pair, the node
+# reaches them on the other.
+EBS_ADDR=${EBS_ADDR:-127.0.0.1:8777}
+AOE_EBS_IF=${AOE_EBS_IF:-koalaaoe0}
+AOE_NODE_IF=${AOE_NODE_IF:-koalaaoe1}
 PUBLIC_IF=${PUBLIC_IF:-}
 
 alive() { [[ -f $run/$1.pid ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
@@ -129,6 +134,29 @@ JSON
   bin/cloudctl admin cluster addresses "$ZONE" $PUBLIC_IPS -config "$var/cloudctl/config.json"
 }
 
+start_ebs() {
+  local dir=$var/ebs cfg=$var/ebs/config.json
+  mkdir -p "$dir"
+  ip link show "$AOE_EBS_IF" >/dev/null 2>&1 || ip link add "$AOE_EBS_IF" type veth peer name "$AOE_NODE_IF"
+  ip link set "$AOE_EBS_IF" up
+  ip link set "$AOE_NODE_IF" up
+  component_key ebs "$dir/key.json"
+  if [[ ! -f $cfg ]]; then
+    cat >"$cfg" <<JSON
+{
+  "listen": "$EBS_ADDR",
+  "data_dir": "$dir",
+  "interface": "$AOE_EBS_IF",
+  "cloudctl_url": "http://$CLOUDCTL_ADDR",
+  "component_credentials": "$dir/key.json"
+}
+JSON
+  fi
+  start ebs serve -config "$cfg"
+  wait_http ebs "http://$EBS_ADDR/_health"
+  bin/cloudctl admin cluster ebs "$ZONE" "http://$EBS_ADDR" -config "$var/cloudctl/config.json"
+}
+
 start_nodectl() {
   # The qemu user (libvirt-qemu) must reach the instance disks: the node's
   # directory and every parent must be traversable.
@@ -154,7 +182,8 @@ start_nodectl() {
   "component_credentials": "$var/nodectl/key.json",
   "driver": "libvirt",
   "probe_kernel": "$var/images/demo/vmlinuz",
-  "bridge": "$BRIDGE"
+  "bridge": "$BRIDGE",
+  "aoe_interface": "$AOE_NODE_IF"
 }
 JSON
   fi
@@ -209,6 +238,7 @@ start)
   start_cloudctl
   start_walrus
   start_clusterctl
+  start_ebs
   start_nodectl
   install_demo
   write_env
@@ -219,6 +249,7 @@ start)
   echo "Try:  . var/run/env && aws --endpoint-url \$EC2_URL ec2 describe-regions && aws --endpoint-url \$S3_URL s3 ls"
   echo "Boot the demo image:"
   echo "  . var/run/env && aws --endpoint-url \$EC2_URL ec2 run-instances --image-id \$DEMO_IMAGE_ID --instance-type m1.small"
+  echo "A volume:  aws --endpoint-url \$EC2_URL ec2 create-volume --availability-zone $ZONE --size 1"
   echo "More accounts: bin/cloudctl admin account create NAME; their credential files: bin/cloudctl admin credentials NAME"
   ;;
 stop)

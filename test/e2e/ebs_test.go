@@ -49,7 +49,9 @@ func startEBS(t *testing.T) *ebsStack {
 	ebsKey, clientKey := filepath.Join(dir, "ebs-key.json"), filepath.Join(dir, "client-key.json")
 	c.adminRun(t, []string{"component-key", "ebs"}, "-o", ebsKey)
 	c.adminRun(t, []string{"component-key", "cloud-tester"}, "-o", clientKey)
-	node, target := fmt.Sprintf("keb%d-n", os.Getpid()%100000), fmt.Sprintf("keb%d-t", os.Getpid()%100000)
+	// Unique per test: tests run at once.
+	seq := stackSeq.Add(1) % 100
+	node, target := fmt.Sprintf("keb%d-%dn", os.Getpid()%100000, seq), fmt.Sprintf("keb%d-%dt", os.Getpid()%100000, seq)
 	if out, err := exec.Command("ip", "link", "add", node, "type", "veth", "peer", "name", target).CombinedOutput(); err != nil {
 		t.Fatalf("veth: %v: %s", err, out)
 	}
