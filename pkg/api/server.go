@@ -109,3 +109,28 @@ func Guard(v *sigv4.Verifier, h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// ErrorRule maps a daemon's error to the status and AWS code its
+// internal API answers with.
+type ErrorRule struct {
+	Err    error
+	Status int
+	Code   string
+}
+
+// Classify returns what to answer err with: another daemon's answer (a
+// CallError) passes through; the first rule err matches gives its status
+// and code, with err's text; anything else is an InternalError whose
+// cause is not told (known is false: the caller logs it).
+func Classify(rules []ErrorRule, err error) (status int, code, msg string, known bool) {
+	var ce *CallError
+	if errors.As(err, &ce) && ce.Code != "" {
+		return ce.Status, ce.Code, ce.Message, true
+	}
+	for _, r := range rules {
+		if errors.Is(err, r.Err) {
+			return r.Status, r.Code, err.Error(), true
+		}
+	}
+	return http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.", false
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -82,8 +81,7 @@ func (c *Controller) client(zone string) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Client{BaseURL: cl.URL, AccessKeyID: c.cfg.Credentials.AccessKeyID, Secret: c.cfg.Credentials.SecretAccessKey,
-		HTTP: &http.Client{Timeout: c.cfg.CallTimeout}}, nil
+	return api.NewClient(cl.URL, c.cfg.Credentials, c.cfg.CallTimeout), nil
 }
 
 // Zones returns the registered clusters' zones in registration order.

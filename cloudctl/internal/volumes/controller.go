@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
@@ -94,8 +93,7 @@ func (c *Controller) ebs(zone string) (*api.Client, error) {
 	if err != nil || cl.EBS == "" {
 		return nil, err
 	}
-	return &api.Client{BaseURL: cl.EBS, AccessKeyID: c.cfg.Credentials.AccessKeyID, Secret: c.cfg.Credentials.SecretAccessKey,
-		HTTP: &http.Client{Timeout: c.cfg.CallTimeout}}, nil
+	return api.NewClient(cl.EBS, c.cfg.Credentials, c.cfg.CallTimeout), nil
 }
 
 // Reconcile creates and deletes on ebs what the records want.
@@ -130,8 +128,7 @@ func (c *Controller) cluster(zone string) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &api.Client{BaseURL: cl.URL, AccessKeyID: c.cfg.Credentials.AccessKeyID, Secret: c.cfg.Credentials.SecretAccessKey,
-		HTTP: &http.Client{Timeout: c.cfg.AttachTimeout}}, nil
+	return api.NewClient(cl.URL, c.cfg.Credentials, c.cfg.AttachTimeout), nil
 }
 
 // updateAttachment changes a volume whose attachment is still in state

@@ -82,37 +82,25 @@ type apiHandler struct {
 }
 
 // errorTable assigns AWS codes to the cluster's errors.
-var errorTable = []struct {
-	err    error
-	status int
-	code   string
-}{
-	{cluster.ErrNotFound, http.StatusNotFound, "InvalidInstanceID.NotFound"},
-	{cluster.ErrNoNode, http.StatusNotFound, "InvalidNode.NotFound"},
-	{cluster.ErrCapacity, http.StatusServiceUnavailable, "InsufficientInstanceCapacity"},
-	{cluster.ErrAddresses, http.StatusServiceUnavailable, "InsufficientFreeAddressesInSubnet"},
-	{cluster.ErrState, http.StatusBadRequest, "IncorrectInstanceState"},
-	{cluster.ErrInvalid, http.StatusBadRequest, "InvalidParameterValue"},
-	{cluster.ErrUnreachable, http.StatusServiceUnavailable, "Unavailable"},
+var errorTable = []api.ErrorRule{
+	{Err: cluster.ErrNotFound, Status: http.StatusNotFound, Code: "InvalidInstanceID.NotFound"},
+	{Err: cluster.ErrNoNode, Status: http.StatusNotFound, Code: "InvalidNode.NotFound"},
+	{Err: cluster.ErrCapacity, Status: http.StatusServiceUnavailable, Code: "InsufficientInstanceCapacity"},
+	{Err: cluster.ErrAddresses, Status: http.StatusServiceUnavailable, Code: "InsufficientFreeAddressesInSubnet"},
+	{Err: cluster.ErrState, Status: http.StatusBadRequest, Code: "IncorrectInstanceState"},
+	{Err: cluster.ErrInvalid, Status: http.StatusBadRequest, Code: "InvalidParameterValue"},
+	{Err: cluster.ErrUnreachable, Status: http.StatusServiceUnavailable, Code: "Unavailable"},
 }
 
 // writeErr answers err: a node's own answer is passed through, the
 // cluster's errors by the table, anything else as InternalError (the
 // cause is logged).
 func (a *apiHandler) writeErr(w http.ResponseWriter, r *http.Request, err error) {
-	var ce *api.CallError
-	if errors.As(err, &ce) && ce.Code != "" {
-		fail(w, ce.Status, ce.Code, ce.Message)
-		return
+	status, code, msg, known := api.Classify(errorTable, err)
+	if !known {
+		a.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	for _, e := range errorTable {
-		if errors.Is(err, e.err) {
-			fail(w, e.status, e.code, err.Error())
-			return
-		}
-	}
-	a.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-	fail(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+	fail(w, status, code, msg)
 }
 
 func (a *apiHandler) run(w http.ResponseWriter, r *http.Request) {

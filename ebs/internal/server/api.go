@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -36,27 +35,20 @@ func (s *Server) handler(verify *sigv4.Verifier) http.Handler {
 }
 
 // errorTable assigns AWS codes to the store's errors.
-var errorTable = []struct {
-	err    error
-	status int
-	code   string
-}{
-	{volumes.ErrNotFound, http.StatusNotFound, "InvalidVolume.NotFound"},
-	{volumes.ErrInUse, http.StatusBadRequest, "VolumeInUse"},
-	{volumes.ErrInvalid, http.StatusBadRequest, "InvalidParameterValue"},
-	{volumes.ErrMismatch, http.StatusConflict, "IdempotentParameterMismatch"},
-	{volumes.ErrFull, http.StatusServiceUnavailable, "InsufficientVolumeCapacity"},
+var errorTable = []api.ErrorRule{
+	{Err: volumes.ErrNotFound, Status: http.StatusNotFound, Code: "InvalidVolume.NotFound"},
+	{Err: volumes.ErrInUse, Status: http.StatusBadRequest, Code: "VolumeInUse"},
+	{Err: volumes.ErrInvalid, Status: http.StatusBadRequest, Code: "InvalidParameterValue"},
+	{Err: volumes.ErrMismatch, Status: http.StatusConflict, Code: "IdempotentParameterMismatch"},
+	{Err: volumes.ErrFull, Status: http.StatusServiceUnavailable, Code: "InsufficientVolumeCapacity"},
 }
 
 func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
-	for _, e := range errorTable {
-		if errors.Is(err, e.err) {
-			api.WriteError(w, e.status, e.code, err.Error())
-			return
-		}
+	status, code, msg, known := api.Classify(errorTable, err)
+	if !known {
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-	api.WriteError(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+	api.WriteError(w, status, code, msg)
 }
 
 // info renders a volume for the API.

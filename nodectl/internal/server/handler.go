@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/nodectl/internal/node"
+	nvolumes "github.com/koala-cloud/koala/nodectl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/sigv4"
 )
@@ -88,28 +89,24 @@ func (s *Server) node(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, s.mgr.Status())
 }
 
-// errorCodes maps the manager's errors to the codes the API answers with.
-var errorCodes = []struct {
-	err    error
-	status int
-	code   string
-}{
-	{node.ErrInvalid, http.StatusBadRequest, "InvalidParameterValue"},
-	{node.ErrNotFound, http.StatusNotFound, "InvalidInstanceID.NotFound"},
-	{node.ErrState, http.StatusConflict, "IncorrectInstanceState"},
+// errorCodes maps the manager's (and the volume attacher's) errors to
+// the codes the API answers with.
+var errorCodes = []api.ErrorRule{
+	{Err: node.ErrInvalid, Status: http.StatusBadRequest, Code: "InvalidParameterValue"},
+	{Err: node.ErrNotFound, Status: http.StatusNotFound, Code: "InvalidInstanceID.NotFound"},
+	{Err: node.ErrState, Status: http.StatusConflict, Code: "IncorrectInstanceState"},
+	{Err: nvolumes.ErrInvalid, Status: http.StatusBadRequest, Code: "InvalidParameterValue"},
+	{Err: nvolumes.ErrNoNetwork, Status: http.StatusBadRequest, Code: "UnsupportedOperation"},
 }
 
 // fail answers a failed call; an error of no known kind is an
 // InternalError whose cause is logged, not told.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	for _, e := range errorCodes {
-		if errors.Is(err, e.err) {
-			writeError(w, e.status, e.code, err.Error())
-			return
-		}
+	status, code, msg, known := api.Classify(errorCodes, err)
+	if !known {
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+	writeError(w, status, code, msg)
 }
 
 // writeError answers with an error and notes its code for the access log.
