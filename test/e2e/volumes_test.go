@@ -3,11 +3,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/koala-cloud/koala/pkg/aoe"
 )
 
 // volumeAgent is a guest script that looks for hot-plugged disks (by
@@ -39,7 +42,7 @@ done) >/dev/console 2>&1 &
 // TestVolumesOnInstances attaches a volume to a running instance through
 // the EC2 API; the guest writes a pattern to it; detached and attached to
 // a second instance (on another node), the pattern is there. An attached
-// volume cannot be deleted.
+// volume cannot be deleted, nor reached from another host's MAC.
 func TestVolumesOnInstances(t *testing.T) {
 	t.Parallel()
 	require(t, fileAt(awsBin), onPath("virsh"), onPath("qemu-img"), onPath("dnsmasq"), onPath("nft"), libvirtUp())
@@ -95,6 +98,20 @@ func TestVolumesOnInstances(t *testing.T) {
 
 	attach(ids[0])
 	wrote := line(ids[0], "wrote")
+	// Another host on the storage network cannot reach the attached
+	// volume (the stack's only volume: shelf 2, slot 0).
+	conn, err := aoe.Listen(st.storage.link(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if in, err := aoe.Dial(dctx, conn, 2, 0); err == nil {
+		in.Close()
+		t.Error("a MAC the volume is not attached to reached it")
+	} else {
+		conn.Close()
+	}
+	cancel()
 	if _, err := cli.try(t, "ec2", "delete-volume", "--volume-id", v.VolumeID); err == nil || !strings.Contains(err.Error(), "VolumeInUse") {
 		t.Errorf("delete-volume of an attached volume: %v", err)
 	}
