@@ -116,41 +116,29 @@ func (t *Target) SetAllow(shelf uint16, slot uint8, macs []net.HardwareAddr) boo
 }
 
 // Serve handles frames until ctx ends or the Conn fails; it closes
-// nothing.
+// nothing (a Conn closed afterwards ends the workers still reading). Each
+// of the workers reads a frame and answers it, so a request waits for no
+// other goroutine.
 func (t *Target) Serve(ctx context.Context) error {
-	frames := make(chan []byte, t.workers*2)
-	var wg sync.WaitGroup
-	pool := sync.Pool{New: func() any { return make([]byte, 0, 9216) }}
+	errc := make(chan error, t.workers)
 	for range t.workers {
-		wg.Go(func() {
-			for b := range frames {
-				t.handle(b)
-				pool.Put(b[:0]) //nolint:staticcheck // slices of a fixed capacity
+		go func() {
+			buf := make([]byte, 9216)
+			w := &worker{out: make([]byte, 0, 9216)}
+			for {
+				n, err := t.conn.ReadFrame(buf)
+				if err != nil {
+					errc <- err
+					return
+				}
+				if ctx.Err() != nil {
+					errc <- ctx.Err()
+					return
+				}
+				t.handle(w, buf[:n])
 			}
-		})
+		}()
 	}
-	defer func() {
-		close(frames)
-		wg.Wait()
-	}()
-	errc := make(chan error, 1)
-	go func() {
-		for {
-			b := pool.Get().([]byte)
-			b = b[:cap(b)]
-			n, err := t.conn.ReadFrame(b)
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case frames <- b[:n]:
-			case <-ctx.Done():
-				errc <- ctx.Err()
-				return
-			}
-		}
-	}()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -162,11 +150,23 @@ func (t *Target) Serve(ctx context.Context) error {
 	}
 }
 
+// worker holds a serving goroutine's reply buffer.
+type worker struct {
+	out []byte
+}
+
 // targets returns the exports a request addresses that its sender may
 // use, by address.
 func (t *Target) targets(h Header) []*export {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if h.Shelf != BroadcastShelf && h.Slot != BroadcastSlot {
+		e, ok := t.exports[addrKey(h.Shelf, h.Slot)]
+		if !ok || !(e.AllowAll || allowed(e.Allow, h.Src)) {
+			return nil
+		}
+		return []*export{e}
+	}
 	var out []*export
 	for _, e := range t.exports {
 		if (h.Shelf == BroadcastShelf || h.Shelf == e.Shelf) && (h.Slot == BroadcastSlot || h.Slot == e.Slot) &&
@@ -188,7 +188,7 @@ func allowed(list []net.HardwareAddr, mac net.HardwareAddr) bool {
 }
 
 // handle answers one frame; what it cannot answer it drops.
-func (t *Target) handle(b []byte) {
+func (t *Target) handle(w *worker, b []byte) {
 	f, err := ParseFrame(b)
 	if err != nil || f.IsResponse() {
 		return
@@ -205,7 +205,7 @@ func (t *Target) handle(b []byte) {
 			if h.Shelf != f.Shelf || h.Slot != f.Slot {
 				continue // ATA is never broadcast
 			}
-			t.ata(h, e, f.Payload)
+			t.ata(w, h, e, f.Payload)
 		case CmdQueryConfig:
 			t.queryConfig(h, e, f.Payload)
 		case CmdMACMask:
@@ -216,9 +216,9 @@ func (t *Target) handle(b []byte) {
 	}
 }
 
-// reply sends a response to the request h: arg is the argument and data
-// (nil for none); aoeErr, when not 0, sets FlagError.
-func (t *Target) reply(req Header, arg []byte, aoeErr uint8) {
+// replyHeader is the header of a response to the request h; aoeErr,
+// when not 0, sets FlagError.
+func (t *Target) replyHeader(req Header, aoeErr uint8) Header {
 	h := req
 	h.Dst, h.Src = req.Src, t.conn.HardwareAddr()
 	h.Version, h.Flags, h.Error = Version, FlagResponse, 0
@@ -226,10 +226,20 @@ func (t *Target) reply(req Header, arg []byte, aoeErr uint8) {
 		h.Flags |= FlagError
 		h.Error = aoeErr
 	}
-	out := AppendHeader(make([]byte, 0, ethHeaderLen+HeaderLen+len(arg)), h)
-	out = Pad(append(out, arg...))
-	if err := t.conn.WriteFrame(out); err != nil {
-		t.log.Warn("aoe reply not sent", "shelf", h.Shelf, "slot", h.Slot, "to", h.Dst.String(), "err", err)
+	return h
+}
+
+// reply sends a response to the request h: arg is the argument and data
+// (nil for none); aoeErr, when not 0, sets FlagError.
+func (t *Target) reply(req Header, arg []byte, aoeErr uint8) {
+	out := AppendHeader(make([]byte, 0, ethHeaderLen+HeaderLen+len(arg)), t.replyHeader(req, aoeErr))
+	t.send(req, Pad(append(out, arg...)))
+}
+
+// send writes a response frame.
+func (t *Target) send(req Header, frame []byte) {
+	if err := t.conn.WriteFrame(frame); err != nil {
+		t.log.Warn("aoe reply not sent", "shelf", req.Shelf, "slot", req.Slot, "to", req.Src.String(), "err", err)
 	}
 }
 
@@ -238,7 +248,7 @@ func (t *Target) maxSectors() int {
 	return min((t.conn.MTU()-HeaderLen-ATAArgLen)/SectorSize, 255)
 }
 
-func (t *Target) ata(h Header, e *export, payload []byte) {
+func (t *Target) ata(w *worker, h Header, e *export, payload []byte) {
 	req, err := ParseATA(payload)
 	if err != nil {
 		t.reply(h, nil, ErrBadArgument)
@@ -261,11 +271,22 @@ func (t *Target) ata(h Header, e *export, payload []byte) {
 			abort()
 			break
 		}
-		res.Data = make([]byte, n*SectorSize)
-		if _, err := e.Dev.ReadAt(res.Data, int64(req.LBA)*SectorSize); err != nil && !errors.Is(err, io.EOF) {
+		// The reply is built in the worker's buffer, the sectors read
+		// straight into it.
+		out := AppendATA(AppendHeader(w.out[:0], t.replyHeader(h, 0)), res)
+		size := len(out) + n*SectorSize
+		if cap(out) < size {
+			out = append(out, make([]byte, size-len(out))...)
+		}
+		out = out[:size]
+		w.out = out
+		if _, err := e.Dev.ReadAt(out[size-n*SectorSize:], int64(req.LBA)*SectorSize); err != nil && !errors.Is(err, io.EOF) {
 			t.log.Error("aoe read failed", "shelf", e.Shelf, "slot", e.Slot, "lba", req.LBA, "err", err)
 			abort()
+			break
 		}
+		t.send(h, Pad(out))
+		return
 	case ATAWrite28, ATAWrite48:
 		if n > t.maxSectors() || len(req.Data) < n*SectorSize {
 			t.reply(h, nil, ErrBadArgument)

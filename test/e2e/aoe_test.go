@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,38 +54,9 @@ func TestAoEKernelInitiator(t *testing.T) {
 	}
 	demo := demoImages(t)
 	dir := t.TempDir()
+	initrd := guestInitrd(t, dir, map[string][]byte{"init": []byte(aoeGuestInit)})
 
-	// The demo ramdisk with this test's /init appended (a later cpio
-	// archive's files replace the earlier one's).
-	initDir := filepath.Join(dir, "init")
-	os.MkdirAll(initDir, 0o755)
-	if err := os.WriteFile(filepath.Join(initDir, "init"), []byte(aoeGuestInit), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	extra, err := exec.Command("sh", "-c", "cd "+initDir+" && echo init | cpio -o -H newc --quiet").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := os.ReadFile(filepath.Join(demo, "initrd.img"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for len(base)%4 != 0 { // the kernel finds an archive only at a 4-byte boundary
-		base = append(base, 0)
-	}
-	initrd := filepath.Join(dir, "initrd.img")
-	if err := os.WriteFile(initrd, append(base, extra...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	tap := fmt.Sprintf("kat%d", os.Getpid()%100000)
-	if out, err := exec.Command("ip", "tuntap", "add", "dev", tap, "mode", "tap").CombinedOutput(); err != nil {
-		t.Fatalf("tap: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "link", "del", tap).Run() })
-	if out, err := exec.Command("ip", "link", "set", tap, "up").CombinedOutput(); err != nil {
-		t.Fatalf("tap up: %v: %s", err, out)
-	}
+	tap := newTap(t, fmt.Sprintf("kat%d", os.Getpid()%100000))
 
 	// The volume: 64 MiB, the first MiB random.
 	volPath := filepath.Join(dir, "vol")
@@ -110,20 +82,9 @@ func TestAoEKernelInitiator(t *testing.T) {
 	defer cancel()
 	go tg.Serve(ctx)
 
-	console := filepath.Join(dir, "console.log")
-	qemu := exec.CommandContext(ctx, "qemu-system-x86_64", "-machine", "accel=tcg", "-m", "256", "-no-reboot",
-		"-display", "none", "-monitor", "none", "-serial", "file:"+console,
-		"-kernel", filepath.Join(demo, "vmlinuz"), "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet",
-		"-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:a0:e0:01")
-	var qout bytes.Buffer
-	qemu.Stdout, qemu.Stderr = &qout, &qout
 	began := time.Now()
-	err = qemu.Run()
-	out, _ := os.ReadFile(console)
-	if err != nil {
-		t.Fatalf("qemu: %v\n%s\nconsole:\n%s", err, qout.String(), out)
-	}
+	out := runGuest(t, ctx, dir, demo, initrd, "", "-netdev", "tap,id=n0,ifname="+tap+",script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:a0:e0:01")
 	t.Logf("guest ran %s:\n%s", time.Since(began).Round(time.Millisecond),
 		bytes.Join(regexp.MustCompile(`koala-aoe [^\r\n]*`).FindAll(out, -1), []byte("\n")))
 	field := func(name string) string {
@@ -144,4 +105,71 @@ func TestAoEKernelInitiator(t *testing.T) {
 	if wrote != hex.EncodeToString(diskSum[:]) || back != wrote {
 		t.Errorf("the guest wrote %s and read back %s; the volume holds %x", wrote, back, diskSum)
 	}
+}
+
+// guestInitrd writes, under dir, the demo ramdisk with files appended (a
+// later cpio archive's files replace an earlier one's: "init" replaces
+// the demo's) and returns its path.
+func guestInitrd(t *testing.T, dir string, files map[string][]byte) string {
+	t.Helper()
+	tree := filepath.Join(dir, "initrd-extra")
+	os.MkdirAll(tree, 0o755)
+	var names []string
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(tree, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	cmd := exec.Command("cpio", "-o", "-H", "newc", "--quiet")
+	cmd.Dir, cmd.Stdin = tree, strings.NewReader(strings.Join(names, "\n")+"\n")
+	extra, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile(filepath.Join(demoImages(t), "initrd.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(base)%4 != 0 { // the kernel finds an archive only at a 4-byte boundary
+		base = append(base, 0)
+	}
+	path := filepath.Join(dir, "initrd.img")
+	if err := os.WriteFile(path, append(base, extra...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// newTap makes an up tap device, removed at the end of the test.
+func newTap(t *testing.T, name string) string {
+	t.Helper()
+	if out, err := exec.Command("ip", "tuntap", "add", "dev", name, "mode", "tap").CombinedOutput(); err != nil {
+		t.Fatalf("tap: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
+	if out, err := exec.Command("ip", "link", "set", name, "up").CombinedOutput(); err != nil {
+		t.Fatalf("tap up: %v: %s", err, out)
+	}
+	return name
+}
+
+// runGuest boots the demo kernel with initrd under qemu (TCG) until the
+// guest powers off, with cmdline appended to the kernel's and args given
+// to qemu, and returns its console.
+func runGuest(t *testing.T, ctx context.Context, dir, demo, initrd, cmdline string, args ...string) []byte {
+	t.Helper()
+	console := filepath.Join(dir, fmt.Sprintf("console-%d.log", time.Now().UnixNano()))
+	qemu := exec.CommandContext(ctx, "qemu-system-x86_64", append([]string{"-machine", "accel=tcg", "-m", "256", "-no-reboot",
+		"-display", "none", "-monitor", "none", "-serial", "file:" + console,
+		"-kernel", filepath.Join(demo, "vmlinuz"), "-initrd", initrd,
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 quiet " + cmdline)}, args...)...)
+	var qout bytes.Buffer
+	qemu.Stdout, qemu.Stderr = &qout, &qout
+	err := qemu.Run()
+	out, _ := os.ReadFile(console)
+	if err != nil {
+		t.Fatalf("qemu: %v\n%s\nconsole:\n%s", err, qout.String(), out)
+	}
+	return out
 }
