@@ -116,7 +116,7 @@ func TestInitiatorAgainstVblade(t *testing.T) {
 // both ends.
 func TestTargetOnRawSockets(t *testing.T) {
 	a, b := vethPair(t)
-	tconn, err := aoe.Listen(b)
+	tconn, err := aoe.ListenBlocking(b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func TestAoEKernelInitiator(t *testing.T) {
 	head := make([]byte, 1<<20)
 	rand.Read(head)
 	vol.WriteAt(head, 0)
-	conn, err := aoe.Listen(tap)
+	conn, err := aoe.ListenBlocking(tap)
 	if err != nil {
 		t.Fatal(err)
 	}

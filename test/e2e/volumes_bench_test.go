@@ -99,7 +99,7 @@ func TestBenchVolumeDisks(t *testing.T) {
 	measure("raw file, virtio disk (baseline)", "", "-drive", "file="+raw.Name()+",format=raw,if=virtio,cache=writeback")
 
 	tap := newTap(t, fmt.Sprintf("kbt%d", os.Getpid()%100000))
-	conn, err := aoe.Listen(tap)
+	conn, err := aoe.ListenBlocking(tap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestBenchVolumeDisks(t *testing.T) {
 	defer exec.Command("ip", "link", "del", a).Run()
 	exec.Command("ip", "link", "set", a, "up").Run()
 	exec.Command("ip", "link", "set", b, "up").Run()
-	tconn, err := aoe.Listen(b)
+	tconn, err := aoe.ListenBlocking(b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func NewWith(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if deps.Listen == nil {
-		deps.Listen = func(ifname string) (aoe.Conn, error) { return aoe.Listen(ifname) }
+		deps.Listen = func(ifname string) (aoe.Conn, error) { return aoe.ListenBlocking(ifname) }
 	}
 	if deps.Verify == nil {
 		cred, err := api.LoadCredentials(cfg.ComponentCredentials)
