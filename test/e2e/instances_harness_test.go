@@ -514,6 +514,19 @@ func (st *instStack) runInstances(t *testing.T, args ...string) []cliInstance {
 	return out.Instances
 }
 
+// nodeByName returns the stack's node called name.
+func (st *instStack) nodeByName(name string) *node {
+	for _, cl := range st.clusters {
+		for _, n := range cl.nodes {
+			if n.name == name {
+				return n
+			}
+		}
+	}
+	st.t.Fatalf("no node %q", name)
+	return nil
+}
+
 // nodeOf returns the node an instance runs on, per its directory.
 func (st *instStack) nodeOf(id string) string {
 	for _, cl := range st.clusters {

@@ -18,7 +18,7 @@ import (
 // its first MiB's checksum printed; any other gets the marker and a
 // random MiB written (and synced) and their checksum printed.
 const volumeAgent = `#!/bin/sh
-(seen=" "; while true; do
+(seen=" "; n=0; while true; do
   for s in /sys/block/vd[b-z]; do
     [ -e "$s/serial" ] || continue
     d=${s##*/}; serial=$(cat "$s/serial")
@@ -35,6 +35,10 @@ const volumeAgent = `#!/bin/sh
     fi
   done
   for seenv in $seen; do [ -e /sys/block/${seenv%%:*} ] || seen=$(echo "$seen" | sed "s# $seenv # #"); done
+  for seenv in $seen; do
+    n=$((n+1)); echo 3 > /proc/sys/vm/drop_caches
+    if [ "$(head -c 17 /dev/${seenv%%:*})" = "koala-vol-pattern" ]; then echo "koala-vol alive $n ${seenv#*:}"; fi
+  done
   sleep 1
 done) >/dev/console 2>&1 &
 `
@@ -98,6 +102,25 @@ func TestVolumesOnInstances(t *testing.T) {
 
 	attach(ids[0])
 	wrote := line(ids[0], "wrote")
+	// kill -9 of the node serving it: the restarted nodectl serves the
+	// volume again and the guest's reads go on (qemu reconnects).
+	alive := regexp.MustCompile(`koala-vol alive (\d+) ` + strings.Replace(v.VolumeID, "-", "", 1))
+	lastAlive := func() int {
+		n := 0
+		for _, m := range alive.FindAllStringSubmatch(console(ids[0]), -1) {
+			n = max(n, atoi(m[1]))
+		}
+		return n
+	}
+	node := st.nodeByName(st.nodeOf(ids[0]))
+	node.kill9()
+	if err := node.start(); err != nil {
+		t.Fatal(err)
+	}
+	before := lastAlive()
+	waitFor(t, time.Minute, "the guest reading its volume after nodectl's restart", func() (bool, string) {
+		return lastAlive() > before+2, fmt.Sprint(lastAlive())
+	})
 	// Another host on the storage network cannot reach the attached
 	// volume (the stack's only volume: shelf 2, slot 0).
 	conn, err := aoe.Listen(st.storage.link(t))
@@ -124,4 +147,12 @@ func TestVolumesOnInstances(t *testing.T) {
 	cli.run(t, "ec2", "detach-volume", "--volume-id", v.VolumeID)
 	cli.run(t, "ec2", "wait", "volume-available", "--volume-ids", v.VolumeID)
 	cli.run(t, "ec2", "delete-volume", "--volume-id", v.VolumeID)
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
 }

@@ -434,7 +434,9 @@ func NetDiskXML(d hypervisor.NetDisk) (string, error) {
 	x.Driver.Name, x.Driver.Type, x.Driver.Cache = "qemu", "raw", "none"
 	x.Source.Protocol, x.Source.Name = "nbd", d.Export
 	x.Source.Host.Transport, x.Source.Host.Socket = "unix", d.Socket
-	x.Source.Reconnect.Delay = 1
+	// Requests wait this long for a restarted nodectl's server before
+	// they fail.
+	x.Source.Reconnect.Delay = 15
 	x.Target.Dev, x.Target.Bus = d.Target, "virtio"
 	x.Serial = d.Serial
 	out, err := xml.MarshalIndent(x, "", "  ")
