@@ -78,6 +78,17 @@ func Get(tx *store.Tx, zone string) (Cluster, error) {
 	return c, err
 }
 
+// Lookup is Get in a read transaction of its own.
+func Lookup(db *store.DB, zone string) (Cluster, error) {
+	var c Cluster
+	err := db.View(func(tx *store.Tx) error {
+		var err error
+		c, err = Get(tx, zone)
+		return err
+	})
+	return c, err
+}
+
 // Delete deregisters a zone's cluster.
 func Delete(tx *store.Tx, zone string) error {
 	if _, err := Get(tx, zone); err != nil {

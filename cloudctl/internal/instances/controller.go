@@ -72,12 +72,7 @@ func New(db *store.DB, cfg Config, log *slog.Logger) *Controller {
 }
 
 func (c *Controller) client(zone string) (*api.Client, error) {
-	var cl clusters.Cluster
-	err := c.db.View(func(tx *store.Tx) error {
-		var err error
-		cl, err = clusters.Get(tx, zone)
-		return err
-	})
+	cl, err := clusters.Lookup(c.db, zone)
 	if err != nil {
 		return nil, err
 	}

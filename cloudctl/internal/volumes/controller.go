@@ -84,12 +84,7 @@ func (c *Controller) Run(ctx context.Context) {
 
 // ebs returns the client of a zone's ebs, or nil when it has none.
 func (c *Controller) ebs(zone string) (*api.Client, error) {
-	var cl clusters.Cluster
-	err := c.db.View(func(tx *store.Tx) error {
-		var err error
-		cl, err = clusters.Get(tx, zone)
-		return err
-	})
+	cl, err := clusters.Lookup(c.db, zone)
 	if err != nil || cl.EBS == "" {
 		return nil, err
 	}
@@ -119,12 +114,7 @@ func (c *Controller) Reconcile(ctx context.Context) {
 
 // cluster returns the client of a zone's cluster.
 func (c *Controller) cluster(zone string) (*api.Client, error) {
-	var cl clusters.Cluster
-	err := c.db.View(func(tx *store.Tx) error {
-		var err error
-		cl, err = clusters.Get(tx, zone)
-		return err
-	})
+	cl, err := clusters.Lookup(c.db, zone)
 	if err != nil {
 		return nil, err
 	}
