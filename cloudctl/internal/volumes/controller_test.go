@@ -127,3 +127,114 @@ func TestControllerCreatesAndDeletes(t *testing.T) {
 		t.Errorf("ebs has %v after %d deletes", ebs.vols, ebs.deletes)
 	}
 }
+
+// fakeCluster answers instance actions: it records the verbs, and
+// refuses them when refuse is set.
+type fakeCluster struct {
+	mu     sync.Mutex
+	verbs  []string
+	refuse bool
+}
+
+func (f *fakeCluster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var req api.ActionRequest
+	json.NewDecoder(r.Body).Decode(&req)
+	parts := strings.Split(r.URL.Path, "/")
+	verb := parts[len(parts)-1]
+	if req.Volume == nil {
+		api.WriteError(w, http.StatusBadRequest, "InvalidParameterValue", "no volume")
+		return
+	}
+	f.verbs = append(f.verbs, verb+" "+parts[len(parts)-2]+" "+req.Volume.VolumeID+" "+req.Volume.Device+" "+req.Volume.EBS)
+	if f.refuse {
+		api.WriteError(w, http.StatusConflict, "IncorrectInstanceState", "not running")
+		return
+	}
+	api.WriteJSON(w, api.InstanceStatus{})
+}
+
+func TestControllerAttachesAndDetaches(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "c.db"), state.Schema, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ebs := &fakeEBS{vols: map[string]int{"vol-0000000a": 1}}
+	ebsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet:
+			api.WriteJSON(w, api.Volume{ID: "vol-0000000a", Shelf: 2, Slot: 7, Allow: []string{"52:54:00:00:00:01"}})
+		case r.Method == http.MethodDelete && strings.Contains(r.URL.Path, "/attachments/"):
+			ebs.mu.Lock()
+			ebs.deletes++
+			ebs.mu.Unlock()
+			api.WriteJSON(w, api.Volume{ID: "vol-0000000a"})
+		default:
+			ebs.ServeHTTP(w, r)
+		}
+	}))
+	defer ebsSrv.Close()
+	cl := &fakeCluster{}
+	clSrv := httptest.NewServer(cl)
+	defer clSrv.Close()
+	db.Commit(func(tx *store.Tx) error {
+		return clusters.Put(tx, clusters.Cluster{Zone: "z-a", URL: clSrv.URL, EBS: ebsSrv.URL})
+	})
+	now := time.Now().UTC()
+	v := Volume{ID: "vol-0000000a", Owner: "000000000001", Zone: "z-a", SizeGiB: 1, Type: "gp2", State: Available, Created: now, Since: now}
+	db.Commit(func(tx *store.Tx) error { return Put(tx, v) })
+	c := NewController(db, Config{CallTimeout: time.Second, Credentials: api.Credentials{AccessKeyID: "AKIDCLOUD", SecretAccessKey: "s"}},
+		slog.New(slog.DiscardHandler))
+	get := func() Volume {
+		var out Volume
+		db.View(func(tx *store.Tx) error { var err error; out, err = Get(tx, v.ID); return err })
+		return out
+	}
+	step := func(fn func(tx *store.Tx) error) {
+		t.Helper()
+		if err := db.Commit(fn); err != nil {
+			t.Fatal(err)
+		}
+		c.Reconcile(context.Background())
+	}
+
+	step(func(tx *store.Tx) error {
+		_, err := Attach(tx, v.Owner, v.ID, "i-00000001", "/dev/sdf", now)
+		return err
+	})
+	if got := get(); got.State != InUse || got.Attachment == nil || got.Attachment.State != Attached {
+		t.Fatalf("after attach: %+v", got)
+	}
+	if want := "attach-volume i-00000001 vol-0000000a vdf " + ebsSrv.URL; len(cl.verbs) != 1 || cl.verbs[0] != want {
+		t.Fatalf("cluster got %q, want %q", cl.verbs, want)
+	}
+	step(func(tx *store.Tx) error { _, err := MarkDetaching(tx, v.Owner, v.ID, "", "", false, now); return err })
+	if got := get(); got.State != Available || got.Attachment != nil {
+		t.Fatalf("after detach: %+v", got)
+	}
+	// A refused attach ends detached by force: ebs lets no node use it.
+	cl.refuse = true
+	step(func(tx *store.Tx) error {
+		_, err := Attach(tx, v.Owner, v.ID, "i-00000002", "/dev/sdg", now)
+		return err
+	})
+	if got := get(); got.Attachment == nil || !got.Attachment.Force {
+		t.Fatalf("after a refused attach: %+v", got)
+	}
+	c.Reconcile(context.Background())
+	if got := get(); got.State != Available || got.Attachment != nil || ebs.deletes != 1 {
+		t.Fatalf("after the forced detach: %+v, ebs disallowed %d MACs", got, ebs.deletes)
+	}
+	// An ended instance's volume goes the same way.
+	cl.refuse = false
+	step(func(tx *store.Tx) error {
+		_, err := Attach(tx, v.Owner, v.ID, "i-00000003", "/dev/sdh", now)
+		return err
+	})
+	step(func(tx *store.Tx) error { return InstanceEnded(tx, "i-00000003") })
+	if got := get(); got.State != Available || got.Attachment != nil || ebs.deletes != 2 {
+		t.Fatalf("after the instance ended: %+v, ebs disallowed %d MACs", got, ebs.deletes)
+	}
+}
