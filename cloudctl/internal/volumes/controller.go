@@ -193,7 +193,7 @@ func (c *Controller) detach(ctx context.Context, v Volume) {
 		}
 	}
 	if err == nil && v.Attachment.Force {
-		err = c.revokeAll(ctx, v)
+		err = c.revokeAll(ctx, v, req)
 	}
 	if err != nil {
 		c.log.Warn("volume detach: retrying", "volume_id", v.ID, "instance_id", v.Attachment.Instance, "err", err)
@@ -204,14 +204,13 @@ func (c *Controller) detach(ctx context.Context, v Volume) {
 }
 
 // revokeAll has ebs stop letting every node use v (a forced detach);
-// the instance's node is asked first, and a refusal does not stop it.
-func (c *Controller) revokeAll(ctx context.Context, v Volume) error {
+// the instance's node is asked first (req, from nodeRequest), and a
+// refusal does not stop it.
+func (c *Controller) revokeAll(ctx context.Context, v Volume, req api.ActionRequest) error {
 	if cl, err := c.cluster(v.Zone); err == nil {
-		if req, err := c.nodeRequest(ctx, v); err == nil {
-			cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-			_, _ = cl.Act(cctx, v.Attachment.Instance, api.VerbDetachVolume, req)
-			cancel()
-		}
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		_, _ = cl.Act(cctx, v.Attachment.Instance, api.VerbDetachVolume, req)
+		cancel()
 	}
 	ebs, err := c.ebs(v.Zone)
 	if err != nil || ebs == nil {

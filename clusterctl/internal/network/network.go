@@ -201,13 +201,14 @@ func (n *Network) Sync(ctx context.Context, leases []Lease, groups Groups, addrs
 			errs = append(errs, err)
 		}
 	}
+	rs := n.Ruleset(leases, groups, addrs)
 	if n.cfg.Mode != System || n.cfg.Metadata.IsValid() {
-		if err := n.syncFilter(ctx, n.Ruleset(leases, groups, addrs)); err != nil {
+		if err := n.syncFilter(ctx, rs); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if n.cfg.PublicInterface != "" && n.cfg.Mode.enforcesGroups() {
-		if err := n.syncPublic(ctx, addrs, n.nats(leases, addrs)); err != nil {
+		if err := n.syncPublic(ctx, addrs, rs.Elastic); err != nil {
 			errs = append(errs, err)
 		}
 	}
