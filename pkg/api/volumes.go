@@ -15,6 +15,10 @@ const PathVolumes = "/internal/v1/volumes/"
 // VolumeRequest creates a volume.
 type VolumeRequest struct {
 	SizeGiB int `json:"size_gib"`
+	// SnapshotID, when set, is the snapshot the volume starts as; its
+	// chunks are read from walrus as the volume is used and in the
+	// background.
+	SnapshotID string `json:"snapshot_id,omitempty"`
 }
 
 // Volume is a volume as ebs serves it.
@@ -28,6 +32,10 @@ type Volume struct {
 	Target string `json:"target"`
 	// Allow are the MACs that may use it (its attachments).
 	Allow []string `json:"allow"`
+	// SnapshotID is the snapshot it was created from; Filled is false
+	// while chunks of it are still to be read from walrus.
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	Filled     bool   `json:"filled"`
 }
 
 // Volumes lists volumes.

@@ -1,9 +1,13 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/koala-cloud/koala/ebs/internal/snapshots"
 	"github.com/koala-cloud/koala/ebs/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/sigv4"
@@ -19,6 +23,9 @@ func (s *Server) handler(verify *sigv4.Verifier) http.Handler {
 	mux.HandleFunc("DELETE "+api.PathVolumes+"{id}", s.delete)
 	mux.HandleFunc("PUT "+api.PathVolumes+"{id}/attachments/{mac}", s.attach(true))
 	mux.HandleFunc("DELETE "+api.PathVolumes+"{id}/attachments/{mac}", s.attach(false))
+	mux.HandleFunc("PUT "+api.PathSnapshots+"{id}", s.snapshot)
+	mux.HandleFunc("GET "+api.PathSnapshots+"{id}", s.getSnapshot)
+	mux.HandleFunc("DELETE "+api.PathSnapshots+"{id}", s.deleteSnapshot)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	})
@@ -41,7 +48,15 @@ var errorTable = []api.ErrorRule{
 	{Err: volumes.ErrInvalid, Status: http.StatusBadRequest, Code: "InvalidParameterValue"},
 	{Err: volumes.ErrMismatch, Status: http.StatusConflict, Code: "IdempotentParameterMismatch"},
 	{Err: volumes.ErrFull, Status: http.StatusServiceUnavailable, Code: "InsufficientVolumeCapacity"},
+	{Err: snapshots.ErrNotFound, Status: http.StatusNotFound, Code: "InvalidSnapshot.NotFound"},
+	{Err: snapshots.ErrBusy, Status: http.StatusBadRequest, Code: "SnapshotCreationPerVolumeRateExceeded"},
+	{Err: snapshots.ErrInvalid, Status: http.StatusBadRequest, Code: "InvalidParameterValue"},
+	{Err: snapshots.ErrMismatch, Status: http.StatusConflict, Code: "IdempotentParameterMismatch"},
+	{Err: errNoWalrus, Status: http.StatusServiceUnavailable, Code: "Unsupported"},
 }
+
+// errNoWalrus is a snapshot call to an ebs without walrus.
+var errNoWalrus = errors.New("this ebs keeps no snapshots: walrus_url is not set")
 
 func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg, known := api.Classify(errorTable, err)
@@ -58,7 +73,7 @@ func (s *Server) info(v volumes.Volume) api.Volume {
 		allow = []string{}
 	}
 	return api.Volume{ID: v.ID, SizeGiB: v.SizeGiB, Shelf: v.Shelf, Slot: v.Slot, Target: s.conn.HardwareAddr().String(),
-		Allow: allow}
+		Allow: allow, SnapshotID: v.SnapshotID, Filled: !v.Filling}
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -93,26 +108,68 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	v, err := s.vols.Create(id, req.SizeGiB, time.Now())
+	var fill []byte
+	if req.SnapshotID != "" {
+		var err error
+		if fill, err = s.fillFrom(r.Context(), req); err != nil {
+			s.writeErr(w, r, err)
+			return
+		}
+	}
+	v, err := s.vols.Create(id, req.SizeGiB, req.SnapshotID, fill, time.Now())
 	if err != nil {
 		s.writeErr(w, r, err)
 		return
 	}
-	s.mu.Lock()
-	_, served := s.files[id]
-	s.mu.Unlock()
-	if !served {
+	if _, served := s.device(id); !served {
 		if err := s.export(v); err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
-		s.log.Info("volume created", "volume_id", id, "size_gib", v.SizeGiB, "shelf", v.Shelf, "slot", v.Slot)
+		s.log.Info("volume created", "volume_id", id, "size_gib", v.SizeGiB, "shelf", v.Shelf, "slot", v.Slot,
+			"snapshot_id", v.SnapshotID)
 	}
 	api.WriteJSON(w, s.info(v))
 }
 
+// fillFrom reads the manifest of the snapshot a volume is to start as
+// and returns the volume's initial fill: a bit set for every chunk the
+// snapshot has no data for.
+func (s *Server) fillFrom(ctx context.Context, req api.VolumeRequest) ([]byte, error) {
+	if s.walrus == nil {
+		return nil, errNoWalrus
+	}
+	m, err := s.walrus.SnapshotManifest(ctx, req.SnapshotID)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil, fmt.Errorf("%w: The snapshot '%s' does not exist.", snapshots.ErrNotFound, req.SnapshotID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.SizeGiB > req.SizeGiB {
+		return nil, fmt.Errorf("%w: volume of %d GiB is too small for snapshot %s; minimum is %d GiB",
+			snapshots.ErrInvalid, req.SizeGiB, req.SnapshotID, m.SizeGiB)
+	}
+	chunks := int64(req.SizeGiB) << 30 / api.SnapshotChunkSize
+	fill := make([]byte, (chunks+7)/8)
+	for i := range fill {
+		fill[i] = 0xff
+	}
+	for _, c := range m.Chunks {
+		if c.Index < 0 || c.Index >= chunks {
+			return nil, fmt.Errorf("snapshot %s: chunk %d beyond %d", req.SnapshotID, c.Index, chunks)
+		}
+		fill[c.Index/8] &^= 1 << (c.Index % 8)
+	}
+	return fill, nil
+}
+
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if s.snaps != nil && s.snaps.Running(id) {
+		s.writeErr(w, r, fmt.Errorf("%w: a snapshot of volume %s is in progress", volumes.ErrInUse, id))
+		return
+	}
 	if err := s.vols.Delete(id, s.unexport); err != nil {
 		s.writeErr(w, r, err)
 		return
@@ -135,4 +192,57 @@ func (s *Server) attach(allow bool) http.HandlerFunc {
 		s.log.Info("volume attachments", "volume_id", id, "allow", v.Allow)
 		api.WriteJSON(w, s.info(v))
 	}
+}
+
+// snapshot starts a snapshot of a volume (a repeat reports it).
+func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
+	var req api.SnapshotRequest
+	if !api.ReadJSON(w, r, 1<<16, &req) {
+		return
+	}
+	if s.snaps == nil {
+		s.writeErr(w, r, errNoWalrus)
+		return
+	}
+	v, err := s.vols.Get(req.VolumeID)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	dev, ok := s.device(v.ID)
+	if !ok {
+		s.writeErr(w, r, fmt.Errorf("%w: The volume '%s' does not exist.", volumes.ErrNotFound, v.ID))
+		return
+	}
+	j, err := s.snaps.Start(r.PathValue("id"), v.ID, v.SizeGiB, dev)
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	api.WriteJSON(w, j)
+}
+
+func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
+	if s.snaps == nil {
+		s.writeErr(w, r, errNoWalrus)
+		return
+	}
+	j, err := s.snaps.Get(r.PathValue("id"))
+	if err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	api.WriteJSON(w, j)
+}
+
+func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
+	if s.snaps == nil {
+		s.writeErr(w, r, errNoWalrus)
+		return
+	}
+	if err := s.snaps.Delete(r.PathValue("id")); err != nil {
+		s.writeErr(w, r, err)
+		return
+	}
+	api.WriteJSON(w, struct{}{})
 }

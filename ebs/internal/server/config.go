@@ -25,6 +25,9 @@ type Config struct {
 	Workers int `json:"workers"`
 	// CloudctlURL resolves the component keys that sign incoming calls.
 	CloudctlURL string `json:"cloudctl_url"`
+	// WalrusURL is walrus's base URL, where snapshots are kept (without
+	// it, ebs makes no snapshots and no volumes from them).
+	WalrusURL string `json:"walrus_url,omitempty"`
 	// ComponentCredentials is ebs's own key file, for its calls.
 	ComponentCredentials string `json:"component_credentials"`
 	// Region is the SigV4 scope of outgoing calls ("internal" when empty).
@@ -66,6 +69,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.CloudctlURL); c.CloudctlURL == "" || err != nil || u.Host == "" {
 		errs = append(errs, fmt.Errorf("cloudctl_url %q is not a URL", c.CloudctlURL))
+	}
+	if u, err := url.Parse(c.WalrusURL); c.WalrusURL != "" && (err != nil || u.Host == "") {
+		errs = append(errs, fmt.Errorf("walrus_url %q is not a URL", c.WalrusURL))
 	}
 	if c.ComponentCredentials == "" {
 		errs = append(errs, errors.New("component_credentials is empty"))

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/koala-cloud/koala/ebs/internal/blockdev"
+	"github.com/koala-cloud/koala/ebs/internal/snapshots"
 	"github.com/koala-cloud/koala/ebs/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/aoe"
 	"github.com/koala-cloud/koala/pkg/api"
@@ -32,6 +34,8 @@ type Server struct {
 	log    *slog.Logger
 	db     *store.DB
 	vols   *volumes.Store
+	snaps  *snapshots.Maker // nil without walrus
+	walrus Walrus
 	conn   aoe.Conn
 	target *aoe.Target
 	http   *http.Server
@@ -40,8 +44,16 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex // guards files
-	files map[string]*os.File
+	mu      sync.Mutex // guards devs and fillers
+	devs    map[string]*blockdev.Dev
+	fillers map[string]context.CancelFunc // of volumes filling from snapshots
+	ctx     context.Context               // of the fillers, ended by Close
+}
+
+// Walrus is where snapshots go and come from.
+type Walrus interface {
+	snapshots.Walrus
+	snapshots.Chunks
 }
 
 // Deps are the server's collaborators; nil ones are the real ones.
@@ -50,7 +62,12 @@ type Deps struct {
 	Listen func(ifname string) (aoe.Conn, error)
 	// Verify checks internal calls' signatures.
 	Verify *sigv4.Verifier
+	// Walrus keeps snapshots (a client of walrus_url when nil).
+	Walrus Walrus
 }
+
+// schema is ebs's database schema.
+var schema = store.Schema{Version: 1, Buckets: []string{volumes.Bucket, snapshots.Bucket}}
 
 // New opens ebs's state and its AoE interface; Start serves them.
 func New(cfg Config, log *slog.Logger) (*Server, error) { return NewWith(cfg, Deps{}, log) }
@@ -63,19 +80,26 @@ func NewWith(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	if deps.Listen == nil {
 		deps.Listen = func(ifname string) (aoe.Conn, error) { return aoe.ListenBlocking(ifname) }
 	}
-	if deps.Verify == nil {
+	if deps.Verify == nil || (deps.Walrus == nil && cfg.WalrusURL != "") {
 		cred, err := api.LoadCredentials(cfg.ComponentCredentials)
 		if err != nil {
 			return nil, err
 		}
-		cloud := api.NewClient(cfg.CloudctlURL, cred, 30*time.Second)
-		cloud.Region = cfg.Region
-		deps.Verify = &sigv4.Verifier{Keys: &api.ComponentKeys{Lookup: cloud, TTL: 5 * time.Second}}
+		if deps.Verify == nil {
+			cloud := api.NewClient(cfg.CloudctlURL, cred, 30*time.Second)
+			cloud.Region = cfg.Region
+			deps.Verify = &sigv4.Verifier{Keys: &api.ComponentKeys{Lookup: cloud, TTL: 5 * time.Second}}
+		}
+		if deps.Walrus == nil && cfg.WalrusURL != "" {
+			walrus := api.NewClient(cfg.WalrusURL, cred, time.Minute)
+			walrus.Region = cfg.Region
+			deps.Walrus = walrus
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "ebs.db"), volumes.Schema, store.Options{})
+	db, err := store.Open(filepath.Join(cfg.DataDir, "ebs.db"), schema, store.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +108,22 @@ func NewWith(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	var snaps *snapshots.Maker
+	if deps.Walrus != nil {
+		if snaps, err = snapshots.Open(db, cfg.DataDir, deps.Walrus, log); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	conn, err := deps.Listen(cfg.Interface)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, db: db, vols: vols, conn: conn, target: aoe.NewTarget(conn, cfg.Workers, log),
-		done: make(chan error, 2), files: map[string]*os.File{}}
+	s := &Server{cfg: cfg, log: log, db: db, vols: vols, snaps: snaps, walrus: deps.Walrus, conn: conn,
+		target: aoe.NewTarget(conn, cfg.Workers, log), done: make(chan error, 2),
+		devs: map[string]*blockdev.Dev{}, fillers: map[string]context.CancelFunc{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.http = &http.Server{Handler: s.handler(deps.Verify), ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	all, err := vols.List()
@@ -109,34 +142,97 @@ func NewWith(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// export serves v over AoE to its attachments.
+// export serves v over AoE to its attachments; a volume still filling
+// from its snapshot goes on filling in the background.
 func (s *Server) export(v volumes.Volume) error {
+	if v.Filling && s.walrus == nil {
+		return fmt.Errorf("volume %s fills from snapshot %s: walrus_url is not set", v.ID, v.SnapshotID)
+	}
 	f, err := os.OpenFile(s.vols.Path(v.ID), os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", v.ID, err)
 	}
-	err = s.target.Add(aoe.Export{Shelf: v.Shelf, Slot: v.Slot, Sectors: v.Sectors(), Dev: f, Serial: v.ID,
+	dev := blockdev.Open(f, int64(v.Sectors())*aoe.SectorSize, api.SnapshotChunkSize)
+	if v.Filling {
+		dev.FillFrom(snapshots.NewReader(s.walrus, v.SnapshotID), v.Fill, fillLog{s.vols, v.ID})
+	}
+	err = s.target.Add(aoe.Export{Shelf: v.Shelf, Slot: v.Slot, Sectors: v.Sectors(), Dev: dev, Serial: v.ID,
 		Model: "Koala EBS volume", Allow: v.MACs()})
 	if err != nil {
-		f.Close()
+		dev.Close()
 		return err
 	}
 	s.mu.Lock()
-	s.files[v.ID] = f
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.devs[v.ID] = dev
+	if dev.Filling() {
+		ctx, cancel := context.WithCancel(s.ctx)
+		s.fillers[v.ID] = cancel
+		s.wg.Go(func() { s.fill(ctx, v.ID, dev) })
+	}
 	return nil
 }
 
-// unexport stops serving v and closes its file.
+// fillLog records a filling volume's progress in the store.
+type fillLog struct {
+	vols *volumes.Store
+	id   string
+}
+
+func (l fillLog) SaveFill(bits []byte, complete bool) error { return l.vols.SaveFill(l.id, bits, complete) }
+
+// fillBatch is how many chunks the filler reads between syncs.
+const fillBatch = 64
+
+// fill reads every chunk of a volume from its snapshot that nothing has
+// read yet, syncing as it goes, until the volume is whole or ctx ends.
+func (s *Server) fill(ctx context.Context, id string, dev *blockdev.Dev) {
+	start := time.Now()
+	for i := int64(0); i < dev.Chunks() && ctx.Err() == nil; {
+		if err := dev.FillChunk(ctx, i); err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("volume fill: retrying", "volume_id", id, "chunk", i, "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(5 * time.Second):
+				}
+			}
+			continue
+		}
+		i++
+		if i%fillBatch == 0 || i == dev.Chunks() {
+			if err := dev.Sync(); err != nil && ctx.Err() == nil {
+				s.log.Warn("volume fill: sync", "volume_id", id, "err", err)
+			}
+		}
+	}
+	if ctx.Err() == nil {
+		s.log.Info("volume filled from its snapshot", "volume_id", id, "seconds", time.Since(start).Seconds())
+	}
+}
+
+// unexport stops serving v and closes its device.
 func (s *Server) unexport(v volumes.Volume) {
 	s.target.Remove(v.Shelf, v.Slot)
 	s.mu.Lock()
-	f := s.files[v.ID]
-	delete(s.files, v.ID)
+	dev, cancel := s.devs[v.ID], s.fillers[v.ID]
+	delete(s.devs, v.ID)
+	delete(s.fillers, v.ID)
 	s.mu.Unlock()
-	if f != nil {
-		f.Close()
+	if cancel != nil {
+		cancel()
 	}
+	if dev != nil {
+		dev.Close()
+	}
+}
+
+// device returns the device of a served volume.
+func (s *Server) device(id string) (*blockdev.Dev, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.devs[id]
+	return d, ok
 }
 
 // Start serves the internal API and AoE.
@@ -147,9 +243,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ln = ln
 	daemon.Serve(s.http, ln, s.done)
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.wg.Go(func() {
-		if err := s.target.Serve(ctx); err != nil && ctx.Err() == nil {
+		if err := s.target.Serve(s.ctx); err != nil && s.ctx.Err() == nil {
 			s.done <- fmt.Errorf("aoe on %s: %w", s.cfg.Interface, err)
 		}
 	})
@@ -173,8 +268,9 @@ func (s *Server) Close() error {
 		errs = append(errs, s.http.Shutdown(sctx))
 		cancel()
 	}
-	if s.cancel != nil {
-		s.cancel()
+	s.cancel()
+	if s.snaps != nil {
+		s.snaps.Close()
 	}
 	errs = append(errs, s.conn.Close())
 	s.wg.Wait()
@@ -185,13 +281,13 @@ func (s *Server) Close() error {
 func (s *Server) closeState() error {
 	var errs []error
 	s.mu.Lock()
-	for id, f := range s.files {
-		if err := f.Sync(); err != nil {
+	for id, d := range s.devs {
+		if err := d.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("volume %s: %w", id, err))
 		}
-		f.Close()
+		d.Close()
 	}
-	s.files = map[string]*os.File{}
+	s.devs = map[string]*blockdev.Dev{}
 	s.mu.Unlock()
 	errs = append(errs, s.db.Close())
 	return errors.Join(errs...)

@@ -40,11 +40,12 @@ type env struct {
 	cfg    Config
 	srv    *Server
 	client *api.Client
+	walrus *memWalrus
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, seg: &aoetest.Segment{}}
+	e := &env{t: t, seg: &aoetest.Segment{}, walrus: newMemWalrus()}
 	e.cfg = Defaults()
 	e.cfg.Listen, e.cfg.DataDir, e.cfg.Interface = "127.0.0.1:0", t.TempDir(), "test0"
 	e.cfg.CloudctlURL, e.cfg.ComponentCredentials = "http://127.0.0.1:1", "unused"
@@ -57,6 +58,7 @@ func (e *env) start() {
 	srv, err := NewWith(e.cfg, Deps{
 		Listen: func(string) (aoe.Conn, error) { return e.seg.NewPort(ebsMAC, 1500), nil },
 		Verify: &sigv4.Verifier{Keys: keys{"AKIDCLOUD": "secret"}},
+		Walrus: e.walrus,
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		e.t.Fatal(err)

@@ -35,7 +35,8 @@ var (
 )
 
 const (
-	bucket    = "volumes"
+	// Bucket holds the volumes' records.
+	Bucket    = "volumes"
 	fileDir   = "volumes"
 	tmpSuffix = ".tmp"
 	// SlotsPerShelf is how many slots of a shelf volumes use (255 is
@@ -44,9 +45,6 @@ const (
 	// MaxSizeGiB is the largest volume, as EC2's standard volumes.
 	MaxSizeGiB = 16384
 )
-
-// Schema is ebs's database schema.
-var Schema = store.Schema{Version: 1, Buckets: []string{bucket}}
 
 // Volume is a volume's record.
 type Volume struct {
@@ -59,6 +57,12 @@ type Volume struct {
 	Allow []string `json:"allow,omitempty"`
 	// Deleting is set while the volume's file is being removed.
 	Deleting bool `json:"deleting,omitempty"`
+	// SnapshotID is the snapshot the volume was created from; while
+	// Filling, Fill has a bit set for each chunk that holds its data
+	// (the others are still to be read from the snapshot).
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	Filling    bool   `json:"filling,omitempty"`
+	Fill       []byte `json:"fill,omitempty"`
 }
 
 // Sectors is the volume's size in 512-byte sectors.
@@ -128,7 +132,7 @@ func (s *Store) recover() error {
 // Get returns a volume.
 func (s *Store) Get(id string) (Volume, error) {
 	var v Volume
-	err := s.db.View(func(tx *store.Tx) error { return tx.Get(bucket, []byte(id), &v) })
+	err := s.db.View(func(tx *store.Tx) error { return tx.Get(Bucket, []byte(id), &v) })
 	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleting) {
 		return Volume{}, fmt.Errorf("%w: The volume '%s' does not exist.", ErrNotFound, id)
 	}
@@ -139,7 +143,7 @@ func (s *Store) Get(id string) (Volume, error) {
 func (s *Store) List() ([]Volume, error) {
 	var out []Volume
 	err := s.db.View(func(tx *store.Tx) error {
-		b, err := tx.Bucket(bucket)
+		b, err := tx.Bucket(Bucket)
 		if err != nil {
 			return err
 		}
@@ -156,8 +160,9 @@ func (s *Store) List() ([]Volume, error) {
 }
 
 // Create makes volume id of sizeGiB, or returns it when it exists with
-// that size (ErrMismatch otherwise).
-func (s *Store) Create(id string, sizeGiB int, now time.Time) (Volume, error) {
+// that size (ErrMismatch otherwise). A volume from snapshot snap (when
+// not "") starts filling, with the chunks fill marks as filled already.
+func (s *Store) Create(id string, sizeGiB int, snap string, fill []byte, now time.Time) (Volume, error) {
 	if !idRE.MatchString(id) {
 		return Volume{}, fmt.Errorf("%w: volume ID %q", ErrInvalid, id)
 	}
@@ -173,14 +178,14 @@ func (s *Store) Create(id string, sizeGiB int, now time.Time) (Volume, error) {
 	used := map[uint32]bool{}
 	for _, v := range all {
 		if v.ID == id {
-			if v.SizeGiB != sizeGiB || v.Deleting {
-				return Volume{}, fmt.Errorf("%w: %s has %d GiB", ErrMismatch, id, v.SizeGiB)
+			if v.SizeGiB != sizeGiB || v.SnapshotID != snap || v.Deleting {
+				return Volume{}, fmt.Errorf("%w: %s has %d GiB from snapshot %q", ErrMismatch, id, v.SizeGiB, v.SnapshotID)
 			}
 			return v, nil
 		}
 		used[uint32(v.Shelf)<<8|uint32(v.Slot)] = true
 	}
-	v := Volume{ID: id, SizeGiB: sizeGiB, Created: now.UTC()}
+	v := Volume{ID: id, SizeGiB: sizeGiB, Created: now.UTC(), SnapshotID: snap, Filling: snap != "", Fill: fill}
 	found := false
 	for i := 0; i < s.shelves*SlotsPerShelf && !found; i++ {
 		shelf, slot := s.shelf+uint16(i/SlotsPerShelf), uint8(i%SlotsPerShelf)
@@ -194,7 +199,7 @@ func (s *Store) Create(id string, sizeGiB int, now time.Time) (Volume, error) {
 	if err := s.makeFile(id, int64(v.Sectors())*512); err != nil {
 		return Volume{}, err
 	}
-	err = s.db.Commit(func(tx *store.Tx) error { return tx.Put(bucket, []byte(id), v) })
+	err = s.db.Commit(func(tx *store.Tx) error { return tx.Put(Bucket, []byte(id), v) })
 	if err != nil {
 		os.Remove(s.Path(id))
 		return Volume{}, err
@@ -252,7 +257,7 @@ func (s *Store) Delete(id string, remove func(Volume)) error {
 		return fmt.Errorf("%w: Volume %s is currently attached to %s", ErrInUse, id, strings.Join(v.Allow, ", "))
 	}
 	v.Deleting = true
-	if err := s.db.Commit(func(tx *store.Tx) error { return tx.Put(bucket, []byte(id), v) }); err != nil {
+	if err := s.db.Commit(func(tx *store.Tx) error { return tx.Put(Bucket, []byte(id), v) }); err != nil {
 		return err
 	}
 	if remove != nil {
@@ -265,7 +270,7 @@ func (s *Store) finishDelete(id string) error {
 	if err := os.Remove(s.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("volume %s: remove its file: %w", id, err)
 	}
-	return s.db.Commit(func(tx *store.Tx) error { return tx.Delete(bucket, []byte(id)) })
+	return s.db.Commit(func(tx *store.Tx) error { return tx.Delete(Bucket, []byte(id)) })
 }
 
 // SetAllowed adds (allow) or removes mac from a volume's attachments and
@@ -296,13 +301,29 @@ func (s *Store) SetAllowed(id, mac string, allow bool, apply func(Volume)) (Volu
 		}
 		return v, nil
 	}
-	if err := s.db.Commit(func(tx *store.Tx) error { return tx.Put(bucket, []byte(id), v) }); err != nil {
+	if err := s.db.Commit(func(tx *store.Tx) error { return tx.Put(Bucket, []byte(id), v) }); err != nil {
 		return Volume{}, err
 	}
 	if apply != nil {
 		apply(v)
 	}
 	return v, nil
+}
+
+// SaveFill records which chunks of a filling volume hold their data;
+// complete ends the filling.
+func (s *Store) SaveFill(id string, bits []byte, complete bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	v.Fill, v.Filling = bits, !complete
+	if complete {
+		v.Fill = nil
+	}
+	return s.db.Commit(func(tx *store.Tx) error { return tx.Put(Bucket, []byte(id), v) })
 }
 
 // MACs parses a volume's attachments.

@@ -12,7 +12,7 @@ import (
 
 func openStore(t *testing.T, dir string, shelves int) (*Store, *store.DB) {
 	t.Helper()
-	db, err := store.Open(filepath.Join(dir, "ebs.db"), Schema, store.Options{NoSync: true})
+	db, err := store.Open(filepath.Join(dir, "ebs.db"), store.Schema{Version: 1, Buckets: []string{Bucket}}, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestCreateDeleteAndAddresses(t *testing.T) {
 	s, db := openStore(t, dir, 1)
 	defer db.Close()
 	now := time.Now()
-	a, err := s.Create("vol-0000000a", 2, now)
+	a, err := s.Create("vol-0000000a", 2, "", nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,22 +40,22 @@ func TestCreateDeleteAndAddresses(t *testing.T) {
 	if err != nil || fi.Size() != 2<<30 {
 		t.Fatalf("file: %v %v", fi, err)
 	}
-	again, err := s.Create("vol-0000000a", 2, now)
+	again, err := s.Create("vol-0000000a", 2, "", nil, now)
 	if err != nil || again.Slot != a.Slot {
 		t.Errorf("repeat: %+v %v", again, err)
 	}
-	if _, err := s.Create("vol-0000000a", 3, now); !errors.Is(err, ErrMismatch) {
+	if _, err := s.Create("vol-0000000a", 3, "", nil, now); !errors.Is(err, ErrMismatch) {
 		t.Errorf("same ID, other size: %v", err)
 	}
 	for _, bad := range []struct {
 		id   string
 		size int
 	}{{"volume-1", 1}, {"vol-0000000b", 0}, {"vol-0000000b", MaxSizeGiB + 1}} {
-		if _, err := s.Create(bad.id, bad.size, now); !errors.Is(err, ErrInvalid) {
+		if _, err := s.Create(bad.id, bad.size, "", nil, now); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s %d GiB: %v", bad.id, bad.size, err)
 		}
 	}
-	b, _ := s.Create("vol-0000000b", 1, now)
+	b, _ := s.Create("vol-0000000b", 1, "", nil, now)
 	if b.Slot != 1 {
 		t.Errorf("second volume slot %d", b.Slot)
 	}
@@ -83,7 +83,7 @@ func TestCreateDeleteAndAddresses(t *testing.T) {
 	if _, err := s.Get(a.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("get after delete: %v", err)
 	}
-	c, _ := s.Create("vol-0000000c", 1, now)
+	c, _ := s.Create("vol-0000000c", 1, "", nil, now)
 	if c.Slot != 0 {
 		t.Errorf("freed slot not reused: %+v", c)
 	}
@@ -93,7 +93,7 @@ func TestFullShelves(t *testing.T) {
 	s, db := openStore(t, t.TempDir(), 1)
 	defer db.Close()
 	s.shelves = 0 // no address at all
-	if _, err := s.Create("vol-0000000a", 1, time.Now()); !errors.Is(err, ErrFull) {
+	if _, err := s.Create("vol-0000000a", 1, "", nil, time.Now()); !errors.Is(err, ErrFull) {
 		t.Errorf("create with no shelf: %v", err)
 	}
 }
@@ -104,10 +104,10 @@ func TestFullShelves(t *testing.T) {
 func TestRecover(t *testing.T) {
 	dir := t.TempDir()
 	s, db := openStore(t, dir, 1)
-	kept, _ := s.Create("vol-0000000a", 1, time.Now())
-	doomed, _ := s.Create("vol-0000000b", 1, time.Now())
+	kept, _ := s.Create("vol-0000000a", 1, "", nil, time.Now())
+	doomed, _ := s.Create("vol-0000000b", 1, "", nil, time.Now())
 	doomed.Deleting = true
-	if err := db.Commit(func(tx *store.Tx) error { return tx.Put(bucket, []byte(doomed.ID), doomed) }); err != nil {
+	if err := db.Commit(func(tx *store.Tx) error { return tx.Put(Bucket, []byte(doomed.ID), doomed) }); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(s.Path("vol-0000000c")+tmpSuffix, nil, 0o600) // a create cut short
