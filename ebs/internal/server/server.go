@@ -179,7 +179,9 @@ type fillLog struct {
 	id   string
 }
 
-func (l fillLog) SaveFill(bits []byte, complete bool) error { return l.vols.SaveFill(l.id, bits, complete) }
+func (l fillLog) SaveFill(bits []byte, complete bool) error {
+	return l.vols.SaveFill(l.id, bits, complete)
+}
 
 // fillBatch is how many chunks the filler reads between syncs.
 const fillBatch = 64
