@@ -37,17 +37,42 @@ type BundleKeys interface {
 
 // API serves walrus's image calls.
 type API struct {
-	store  *objstore.Store
-	cache  *imagecache.Cache
-	keys   BundleKeys
-	verify *sigv4.Verifier
-	log    *slog.Logger
+	store   *objstore.Store
+	cache   *imagecache.Cache
+	keys    BundleKeys
+	log     *slog.Logger
+	guarded http.Handler
 }
 
-// New returns the image API.
+// New returns the image API; its calls must be signed with a component
+// key (see Guard).
 func New(st *objstore.Store, cache *imagecache.Cache, components Keys, keys BundleKeys, log *slog.Logger) *API {
-	return &API{store: st, cache: cache, keys: keys, log: log,
-		verify: &sigv4.Verifier{Keys: secrets{components}}}
+	a := &API{store: st, cache: cache, keys: keys, log: log}
+	a.guarded = Guard(components, log, http.HandlerFunc(a.serve))
+	return a
+}
+
+// Guard passes to h the internal calls (image and snapshot chunk calls
+// alike) signed for api.InternalService with a component key that
+// components knows, answers the others 403 AuthFailure, and logs each
+// call with its caller.
+func Guard(components Keys, log *slog.Logger, h http.Handler) http.Handler {
+	verify := &sigv4.Verifier{Keys: secrets{components}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		au, err := verify.Verify(r)
+		if err == nil && au.Service != api.InternalService {
+			err = fmt.Errorf("signed for service %q, not %q", au.Service, api.InternalService)
+		}
+		if err != nil {
+			log.Warn("internal call refused", "path", r.URL.Path, "err", err)
+			api.WriteError(w, http.StatusForbidden, "AuthFailure", "internal calls need a component key")
+			return
+		}
+		h.ServeHTTP(w, r)
+		log.Info("internal", "method", r.Method, "path", r.URL.Path, "caller", au.AccessKeyID,
+			"latency_ms", time.Since(start).Milliseconds())
+	})
 }
 
 type secrets struct{ k Keys }
@@ -61,14 +86,10 @@ func (s secrets) SecretKey(ctx context.Context, id string) (string, error) {
 }
 
 // ServeHTTP serves /internal/v1/ calls.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	au, err := a.verify.Verify(r)
-	if err != nil {
-		a.log.Warn("internal call refused", "path", r.URL.Path, "err", err)
-		api.WriteError(w, http.StatusForbidden, "AuthFailure", "internal calls need a component key")
-		return
-	}
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.guarded.ServeHTTP(w, r) }
+
+// serve serves a verified call.
+func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == api.PathManifests:
 		a.manifest(w, r)
@@ -79,7 +100,6 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		api.WriteError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	}
-	a.log.Info("internal", "path", r.URL.Path, "caller", au.AccessKeyID, "latency_ms", time.Since(start).Milliseconds())
 }
 
 // split turns "bucket/key" into its parts.

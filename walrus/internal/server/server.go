@@ -15,6 +15,8 @@ import (
 	"github.com/koala-cloud/koala/pkg/daemon"
 	"github.com/koala-cloud/koala/walrus/internal/accounts"
 	"github.com/koala-cloud/koala/walrus/internal/acl"
+	"github.com/koala-cloud/koala/walrus/internal/chunkapi"
+	"github.com/koala-cloud/koala/walrus/internal/chunkstore"
 	"github.com/koala-cloud/koala/walrus/internal/imageapi"
 	"github.com/koala-cloud/koala/walrus/internal/imagecache"
 	"github.com/koala-cloud/koala/walrus/internal/objstore"
@@ -25,16 +27,26 @@ import (
 // bucket can be named "_health", so it never shadows one.
 const HealthPath = "/_health"
 
+// chunkSweepEvery is how often the chunk store drops the chunks of
+// snapshots that never committed.
+const chunkSweepEvery = time.Hour
+
 // Server is a walrus daemon.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store *objstore.Store
-	cache *imagecache.Cache // nil when walrus runs standalone
-	http  *http.Server
-	ln    net.Listener
-	ready chan struct{}
-	done  chan error
+	cfg    Config
+	log    *slog.Logger
+	store  *objstore.Store
+	cache  *imagecache.Cache // nil when walrus runs standalone
+	chunks *chunkstore.Store // nil when walrus runs standalone
+	http   *http.Server
+	ln     net.Listener
+	ready  chan struct{}
+	done   chan error
+
+	// stopSweep ends the chunk sweep, which closes swept when it has
+	// returned; both are nil until Start runs one.
+	stopSweep context.CancelFunc
+	swept     chan struct{}
 }
 
 // New opens walrus's state; Start serves it.
@@ -54,7 +66,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Region: cfg.Region, Domains: cfg.Domains, MaxBuckets: cfg.MaxBucketsPerAccount,
 		MaxObjectSize: cfg.MaxObjectSize, MinPartSize: cfg.MinPartSize, MaxSkew: cfg.MaxSkew.Duration,
 	}, st, accountsAdapter{accts}, log)
-	images, cache, err := imageAPI(cfg, st, accts, log)
+	in, err := internalAPI(cfg, st, accts, log)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -64,20 +76,23 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		switch {
 		case r.URL.Path == HealthPath && r.Method == http.MethodGet:
 			_, _ = w.Write([]byte("ok\n"))
-		case images != nil && isInternal(r):
-			images.ServeHTTP(w, r)
+		case in != nil && isInternal(r):
+			in.ServeHTTP(w, r)
 		default:
 			api.ServeHTTP(w, r)
 		}
 	})
 	s := &Server{
-		cfg: cfg, log: log, store: st, cache: cache, ready: make(chan struct{}), done: make(chan error, 1),
+		cfg: cfg, log: log, store: st, ready: make(chan struct{}), done: make(chan error, 1),
 		http: &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
+	}
+	if in != nil {
+		s.cache, s.chunks = in.cache, in.store
 	}
 	return s, nil
 }
@@ -91,6 +106,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = ln
 	s.http.BaseContext = func(net.Listener) context.Context { return ctx }
 	daemon.Serve(s.http, ln, s.done)
+	if s.chunks != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		s.stopSweep, s.swept = cancel, make(chan struct{})
+		go s.sweepChunks(ctx)
+	}
 	s.log.Info("walrus serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "region", s.cfg.Region)
 	close(s.ready)
 	return nil
@@ -105,16 +125,41 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Done delivers the serving loop's end: nil after Close, or its error.
 func (s *Server) Done() <-chan error { return s.done }
 
-// Close stops serving, waiting a little for requests in flight, and closes
-// the store.
+// Close stops serving, waiting a little for requests in flight, stops the
+// chunk sweep and closes the stores.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
+	if s.stopSweep != nil {
+		s.stopSweep()
+		<-s.swept
+	}
+	if s.chunks != nil {
+		err = errors.Join(err, s.chunks.Close())
+	}
 	if s.cache != nil {
 		err = errors.Join(err, s.cache.Close())
 	}
 	return errors.Join(err, s.store.Close())
+}
+
+// sweepChunks drops, every chunkSweepEvery until ctx ends, the chunks
+// uploaded for snapshots that never committed.
+func (s *Server) sweepChunks(ctx context.Context) {
+	defer close(s.swept)
+	t := time.NewTicker(chunkSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := s.chunks.Sweep(ctx, now); err != nil && ctx.Err() == nil {
+				s.log.Error("sweep snapshot chunks", "err", err)
+			}
+		}
+	}
 }
 
 // isInternal reports whether r is an internal call: under /internal/ and
@@ -125,12 +170,33 @@ func isInternal(r *http.Request) bool {
 		strings.Contains(r.Header.Get("Authorization"), "/"+pkgapi.InternalService+"/aws4_request")
 }
 
-// imageAPI builds the image calls when walrus works with cloudctl: they
-// need component keys and cloudctl's bundle key decryption.
-func imageAPI(cfg Config, st *objstore.Store, accts accountProvider, log *slog.Logger) (http.Handler, *imagecache.Cache, error) {
+// internal is walrus's internal calls, each signed with a component
+// key: the image calls and the snapshot chunk calls.
+type internal struct {
+	images http.Handler
+	chunks http.Handler
+	cache  *imagecache.Cache
+	store  *chunkstore.Store
+}
+
+// ServeHTTP sends a call to the image or the chunk calls by its path.
+func (in *internal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if strings.HasPrefix(p, pkgapi.PathChunks) || strings.HasPrefix(p, pkgapi.PathSnapshotManifests) {
+		in.chunks.ServeHTTP(w, r)
+		return
+	}
+	in.images.ServeHTTP(w, r)
+}
+
+// internalAPI builds the internal calls when walrus works with cloudctl
+// (nil when it runs standalone): they need component keys, and the image
+// calls cloudctl's bundle key decryption. It opens the image cache and
+// the chunk store (data_dir/snapshots).
+func internalAPI(cfg Config, st *objstore.Store, accts accountProvider, log *slog.Logger) (*internal, error) {
 	remote, ok := accts.(*accounts.Remote)
 	if !ok {
-		return nil, nil, nil
+		return nil, nil
 	}
 	dir := cfg.ImageCacheDir
 	if dir == "" {
@@ -138,9 +204,19 @@ func imageAPI(cfg Config, st *objstore.Store, accts accountProvider, log *slog.L
 	}
 	cache, err := imagecache.Open(dir, cfg.ImageCacheSize, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return imageapi.New(st, cache, remote, remote.Client(), log), cache, nil
+	chunks, err := chunkstore.Open(filepath.Join(cfg.DataDir, "snapshots"), log, chunkstore.Options{})
+	if err != nil {
+		cache.Close()
+		return nil, err
+	}
+	return &internal{
+		images: imageapi.New(st, cache, remote, remote.Client(), log),
+		chunks: imageapi.Guard(remote, log, chunkapi.New(chunks, log)),
+		cache:  cache,
+		store:  chunks,
+	}, nil
 }
 
 // accountProvider is what walrus needs of a credential source: the
