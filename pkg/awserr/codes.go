@@ -92,6 +92,7 @@ var codes = map[string]status{
 	"InvalidVolume.ZoneMismatch":          {http.StatusBadRequest, "The specified volume is not in the same Availability Zone as the specified instance."},
 	"VolumeInUse":                         {http.StatusBadRequest, "The specified volume is in use."},
 	"InvalidSnapshot.NotFound":            {http.StatusBadRequest, "The specified snapshot does not exist."},
+	"InvalidSnapshotID.Malformed":         {http.StatusBadRequest, "The snapshot ID is not valid."},
 	"CannotDelete":                        {http.StatusBadRequest, "The resource cannot be deleted."},
 	"FilterLimitExceeded":                 {http.StatusBadRequest, "The request uses too many filters or too many filter values."},
 	"IncompleteSignature":                 {http.StatusBadRequest, "The request signature does not conform to AWS standards."},
@@ -150,6 +151,8 @@ var codes = map[string]status{
 	"UnauthorizedOperation":               {http.StatusForbidden, "You are not authorized to perform this operation."},
 	"UnknownParameter":                    {http.StatusBadRequest, "An unknown or unrecognized parameter was supplied."},
 	"Unavailable":                         {http.StatusServiceUnavailable, "The server is overloaded and can't handle the request."},
+
+	"SnapshotCreationPerVolumeRateExceeded": {http.StatusBadRequest, "The rate limit for creating concurrent snapshots of an EBS volume has been exceeded."},
 }
 
 // Status returns the HTTP status AWS answers code with, and whether the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
+	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/ippool"
 	"github.com/koala-cloud/koala/pkg/store"
 )
@@ -87,6 +88,16 @@ func Lookup(db *store.DB, zone string) (Cluster, error) {
 		return err
 	})
 	return c, err
+}
+
+// EBS returns a client of a zone's ebs daemon that signs with creds and
+// gives each call timeout, or nil when the zone has no ebs.
+func EBS(db *store.DB, zone string, creds api.Credentials, timeout time.Duration) (*api.Client, error) {
+	c, err := Lookup(db, zone)
+	if err != nil || c.EBS == "" {
+		return nil, err
+	}
+	return api.NewClient(c.EBS, creds, timeout), nil
 }
 
 // Delete deregisters a zone's cluster.

@@ -74,6 +74,8 @@ type API struct {
 	kick     chan string // images to cache now
 	fleet    Fleet
 	volumes  Volumes
+	// snapshots has the snapshots taken and deleted.
+	snapshots Snapshots
 	// instances caches decoded instance records for the Describe calls.
 	instances instances.Cache
 	rendered  renderCache
@@ -93,6 +95,9 @@ type Deps struct {
 	// Volumes drives the zones' ebs daemons; nil leaves volumes as they
 	// are recorded.
 	Volumes Volumes
+	// Snapshots takes and deletes snapshots; nil leaves them as they are
+	// recorded.
+	Snapshots Snapshots
 }
 
 // action runs one EC2 action. It reads its parameters, calls rq.ready
@@ -110,7 +115,7 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 		cfg: cfg, db: db, accounts: accts, tokens: ec2query.NewTokens(cfg.TokenKey), log: log,
 		limit:   newLimiter(cfg.RateLimit, cfg.RateBurst),
 		bundles: deps.Bundles, decrypt: deps.Decrypt, certPEM: deps.CloudCertPEM, kick: make(chan string, 64), fleet: deps.Fleet, volumes: deps.Volumes,
-		v4: &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
+		snapshots: deps.Snapshots, v4: &sigv4.Verifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew, MaxBufferedBody: cfg.MaxBody},
 		v2: &sigv2.QueryVerifier{Keys: keys, Now: cfg.Now, MaxSkew: cfg.MaxSkew},
 	}
 	a.actions = map[string]action{
@@ -166,6 +171,13 @@ func New(cfg Config, db *store.DB, deps Deps, log *slog.Logger) *API {
 		"DescribeVolumeStatus": a.describeVolumeStatus,
 		"AttachVolume":         a.attachVolume,
 		"DetachVolume":         a.detachVolume,
+
+		"CreateSnapshot":            a.createSnapshot,
+		"DeleteSnapshot":            a.deleteSnapshot,
+		"DescribeSnapshots":         a.describeSnapshots,
+		"DescribeSnapshotAttribute": a.describeSnapshotAttribute,
+		"ModifySnapshotAttribute":   a.modifySnapshotAttribute,
+		"ResetSnapshotAttribute":    a.resetSnapshotAttribute,
 
 		"CreateTags":   a.createTags,
 		"DeleteTags":   a.deleteTags,

@@ -7,6 +7,7 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/keypair"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
+	"github.com/koala-cloud/koala/cloudctl/internal/snapshots"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
 	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/awserr"
@@ -53,6 +54,12 @@ var rules = []awserr.Rule{
 	{Err: volumes.ErrInUse, Code: "VolumeInUse", Detail: true},
 	{Err: volumes.ErrState, Code: "IncorrectState", Detail: true},
 	{Err: volumes.ErrInvalid, Code: "InvalidParameterValue", Detail: true},
+
+	{Err: snapshots.ErrNotFound, Code: "InvalidSnapshot.NotFound", Detail: true},
+	{Err: snapshots.ErrState, Code: "IncorrectState", Detail: true},
+	{Err: snapshots.ErrInvalid, Code: "InvalidParameterValue", Detail: true},
+	{Err: snapshots.ErrNotOwner, Code: "UnauthorizedOperation", Detail: true},
+	{Err: snapshots.ErrBusy, Code: "SnapshotCreationPerVolumeRateExceeded", Detail: true},
 
 	{Err: tags.ErrTooMany, Code: "TagLimitExceeded", Detail: true},
 	{Err: tags.ErrBadKey, Code: "InvalidParameterValue", Detail: true},

@@ -267,7 +267,8 @@ func (a *API) deregisterImage(rq *request) (any, error) {
 	return returnResult{true}, err
 }
 
-type launchPermissionItem struct {
+// permissionItem is one entry of a launch or create volume permission.
+type permissionItem struct {
 	UserID string `xml:"userId,omitempty"`
 	Group  string `xml:"group,omitempty"`
 }
@@ -277,13 +278,13 @@ type valueElem struct {
 }
 
 type imageAttributeResult struct {
-	ImageID            string                  `xml:"imageId"`
-	LaunchPermission   *[]launchPermissionItem `xml:"launchPermission>item"`
-	Description        *valueElem              `xml:"description"`
-	Kernel             *valueElem              `xml:"kernel"`
-	Ramdisk            *valueElem              `xml:"ramdisk"`
-	ProductCodes       *[]struct{}             `xml:"productCodes>item"`
-	BlockDeviceMapping *[]blockDeviceItem      `xml:"blockDeviceMapping>item"`
+	ImageID            string             `xml:"imageId"`
+	LaunchPermission   *[]permissionItem  `xml:"launchPermission>item"`
+	Description        *valueElem         `xml:"description"`
+	Kernel             *valueElem         `xml:"kernel"`
+	Ramdisk            *valueElem         `xml:"ramdisk"`
+	ProductCodes       *[]struct{}        `xml:"productCodes>item"`
+	BlockDeviceMapping *[]blockDeviceItem `xml:"blockDeviceMapping>item"`
 }
 
 func (a *API) describeImageAttribute(rq *request) (any, error) {
@@ -319,12 +320,12 @@ func (a *API) describeImageAttribute(rq *request) (any, error) {
 	out := imageAttributeResult{ImageID: img.ID}
 	switch attr {
 	case "launchPermission":
-		perms := []launchPermissionItem{}
+		perms := []permissionItem{}
 		if img.Public {
-			perms = append(perms, launchPermissionItem{Group: "all"})
+			perms = append(perms, permissionItem{Group: "all"})
 		}
 		for _, acct := range img.LaunchAccounts {
-			perms = append(perms, launchPermissionItem{UserID: acct})
+			perms = append(perms, permissionItem{UserID: acct})
 		}
 		out.LaunchPermission = &perms
 	case "description":
@@ -347,21 +348,21 @@ func (a *API) describeImageAttribute(rq *request) (any, error) {
 	return out, nil
 }
 
-// launchChanges reads the launch permission changes of a
-// ModifyImageAttribute, in both of EC2's forms: LaunchPermission.Add.N /
-// .Remove.N structures, or Attribute=launchPermission with OperationType,
-// UserId.N and UserGroup.N.
-func launchChanges(p *ec2query.Params) (add, remove []launchPermissionItem, err error) {
+// permissionChanges reads the changes to a launch (image) or create
+// volume (snapshot) permission in both of EC2's forms: Prefix.Add.N /
+// Prefix.Remove.N structures of UserId or Group, or OperationType with
+// UserId.N and UserGroup.N. what names the permission in messages.
+func permissionChanges(p *ec2query.Params, prefix, what string) (add, remove []permissionItem, err error) {
 	for _, side := range []struct {
 		name string
-		dst  *[]launchPermissionItem
-	}{{"LaunchPermission.Add", &add}, {"LaunchPermission.Remove", &remove}} {
+		dst  *[]permissionItem
+	}{{prefix + ".Add", &add}, {prefix + ".Remove", &remove}} {
 		items, err := p.Structs(side.name)
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, it := range items {
-			*side.dst = append(*side.dst, launchPermissionItem{UserID: it.String("UserId"), Group: it.String("Group")})
+			*side.dst = append(*side.dst, permissionItem{UserID: it.String("UserId"), Group: it.String("Group")})
 		}
 	}
 	users, err := p.List("UserId")
@@ -373,7 +374,7 @@ func launchChanges(p *ec2query.Params) (add, remove []launchPermissionItem, err 
 		return nil, nil, err
 	}
 	if len(users)+len(groups) > 0 {
-		var dst *[]launchPermissionItem
+		var dst *[]permissionItem
 		switch p.String("OperationType") {
 		case "add":
 			dst = &add
@@ -383,18 +384,18 @@ func launchChanges(p *ec2query.Params) (add, remove []launchPermissionItem, err 
 			return nil, nil, awserr.New("MissingParameter", "The request must contain the parameter operationType (add or remove)")
 		}
 		for _, u := range users {
-			*dst = append(*dst, launchPermissionItem{UserID: u})
+			*dst = append(*dst, permissionItem{UserID: u})
 		}
 		for _, g := range groups {
-			*dst = append(*dst, launchPermissionItem{Group: g})
+			*dst = append(*dst, permissionItem{Group: g})
 		}
 	}
-	for _, it := range append(append([]launchPermissionItem(nil), add...), remove...) {
+	for _, it := range append(append([]permissionItem(nil), add...), remove...) {
 		switch {
 		case it.Group != "" && it.Group != "all":
-			return nil, nil, awserr.Newf("InvalidParameterValue", "Invalid launch permission group '%s': only 'all' is supported", it.Group)
+			return nil, nil, awserr.Newf("InvalidParameterValue", "Invalid %s group '%s': only 'all' is supported", what, it.Group)
 		case it.Group == "" && len(it.UserID) != 12:
-			return nil, nil, awserr.Newf("InvalidParameterValue", "Invalid launch permission user ID '%s': expecting a 12-digit account ID", it.UserID)
+			return nil, nil, awserr.Newf("InvalidParameterValue", "Invalid %s user ID '%s': expecting a 12-digit account ID", what, it.UserID)
 		}
 	}
 	return add, remove, nil
@@ -407,7 +408,7 @@ func (a *API) modifyImageAttribute(rq *request) (any, error) {
 		return nil, err
 	}
 	attr := p.String("Attribute")
-	add, remove, err := launchChanges(p)
+	add, remove, err := permissionChanges(p, "LaunchPermission", "launch permission")
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,11 +24,22 @@ import (
 
 const fixtures = "../../../testdata/bundles"
 
-// fakeWalrus serves manifests from a map and caches on request.
+// fakeWalrus serves manifests from a map and caches on request; it
+// records the snapshot manifests it is asked to delete.
 type fakeWalrus struct {
 	objects  map[string][]byte // location -> manifest
 	readable map[string]string // location -> canonical ID that may read it ("" anyone)
 	cacheErr error
+
+	mu              sync.Mutex
+	deletedSnapshot []string
+}
+
+func (f *fakeWalrus) DeleteSnapshotManifest(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deletedSnapshot = append(f.deletedSnapshot, id)
+	return nil
 }
 
 func (f *fakeWalrus) Manifest(_ context.Context, in api.ManifestRequest) (api.ManifestResponse, error) {

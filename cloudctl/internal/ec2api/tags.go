@@ -2,13 +2,14 @@ package ec2api
 
 import (
 	"errors"
-	"github.com/koala-cloud/koala/cloudctl/internal/addresses"
 	"strings"
 
+	"github.com/koala-cloud/koala/cloudctl/internal/addresses"
 	"github.com/koala-cloud/koala/cloudctl/internal/images"
 	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/keypairs"
 	"github.com/koala-cloud/koala/cloudctl/internal/secgroups"
+	"github.com/koala-cloud/koala/cloudctl/internal/snapshots"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
 	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/awserr"
@@ -28,6 +29,7 @@ var resourceTypes = map[string]string{
 
 	"eipalloc": "elastic-ip",
 	"vol":      "volume",
+	"snap":     "snapshot",
 }
 
 func resourceType(id string) string {
@@ -52,6 +54,9 @@ func checkResource(tx *store.Tx, account, id string) error {
 		return err
 	case "volume":
 		_, err := volumes.Owned(tx, account, id)
+		return err
+	case "snapshot":
+		_, err := snapshots.Owned(tx, account, id)
 		return err
 	case "elastic-ip":
 		_, err := addresses.ByAllocation(tx, account, id)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
 	"github.com/koala-cloud/koala/cloudctl/internal/instances"
+	"github.com/koala-cloud/koala/cloudctl/internal/snapshots"
 	"github.com/koala-cloud/koala/cloudctl/internal/tags"
 	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/api"
@@ -71,13 +72,16 @@ func (a *API) createVolume(rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if snap := p.String("SnapshotId"); snap != "" {
-		return nil, awserr.Newf("InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.", snap)
+	snap := p.String("SnapshotId")
+	if snap != "" {
+		if err := snapshotRef(snap); err != nil {
+			return nil, err
+		}
 	}
 	switch {
-	case !p.Has("Size"):
+	case !p.Has("Size") && snap == "":
 		return nil, awserr.New("MissingParameter", "The request must contain the parameter size/snapshot")
-	case size < 1 || size > volumes.MaxSizeGiB:
+	case p.Has("Size") && (size < 1 || size > volumes.MaxSizeGiB):
 		return nil, awserr.Newf("InvalidParameterValue", "Volume of %dGiB is too large or too small; the size must be 1 to %d GiB.", size, volumes.MaxSizeGiB)
 	}
 	typ := p.String("VolumeType")
@@ -102,17 +106,30 @@ func (a *API) createVolume(rq *request) (any, error) {
 		return nil, err
 	}
 	token := p.String("ClientToken")
+	if snap != "" {
+		// Refuse a snapshot the caller may not use before a DryRun
+		// succeeds; the create checks again.
+		err := a.view(func(tx *store.Tx) error { _, _, err := snapshots.Restore(tx, rq.account.ID, snap, size); return err })
+		if err != nil {
+			return nil, err
+		}
+	}
 	if err := rq.ready(); err != nil {
 		return nil, err
 	}
 	out, err := idempotent(rq, token, func() (volumeItem, error) {
 		now := a.cfg.Now().UTC()
 		v := volumes.Volume{ID: ident.Resource("vol"), Owner: rq.account.ID, Zone: zone, SizeGiB: size, Type: typ,
-			State: volumes.Creating, Created: now, Since: now, ClientToken: token}
+			SnapshotID: snap, State: volumes.Creating, Created: now, Since: now, ClientToken: token}
 		err := a.update(func(tx *store.Tx) error {
 			cl, err := clusters.Get(tx, zone)
 			if err != nil || cl.EBS == "" {
 				return awserr.Newf("InvalidParameterValue", "Invalid availability zone: [%s]", zone)
+			}
+			if snap != "" {
+				if _, v.SizeGiB, err = snapshots.Restore(tx, rq.account.ID, snap, size); err != nil {
+					return err
+				}
 			}
 			if err := volumes.Put(tx, v); err != nil {
 				return err

@@ -18,6 +18,7 @@ import (
 	"github.com/koala-cloud/koala/cloudctl/internal/ec2api"
 	"github.com/koala-cloud/koala/cloudctl/internal/instances"
 	"github.com/koala-cloud/koala/cloudctl/internal/metadata"
+	"github.com/koala-cloud/koala/cloudctl/internal/snapshots"
 	"github.com/koala-cloud/koala/cloudctl/internal/state"
 	"github.com/koala-cloud/koala/cloudctl/internal/volumes"
 	"github.com/koala-cloud/koala/pkg/adminsock"
@@ -63,6 +64,7 @@ type Server struct {
 	ec2    *ec2api.API
 	fleet  *instances.Controller
 	vols   *volumes.Controller
+	snaps  *snapshots.Controller
 	stop   context.CancelFunc // ends background work
 }
 
@@ -114,12 +116,15 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	vols := volumes.NewController(db, volumes.Config{
 		Credentials: api.Credentials{AccessKeyID: self.ID, SecretAccessKey: self.Secret}, Poll: cfg.ReconcilePoll.Duration,
 	}, log)
+	snaps := snapshots.NewController(db, snapshots.Config{
+		Credentials: api.Credentials{AccessKeyID: self.ID, SecretAccessKey: self.Secret}, Poll: cfg.ReconcilePoll.Duration,
+	}, walrus, log)
 	ec2 := ec2api.New(ec2api.Config{
 		Regions: []ec2api.Region{{Name: cfg.Region, Endpoint: endpoint}}, Zones: cfg.Zones,
 		MaxInstances: cfg.MaxInstances, MaxElasticIPs: cfg.MaxElasticIPs, MaxSkew: cfg.MaxSkew.Duration,
 		TokenKey: settings.TokenKey, RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst,
 	}, db, ec2api.Deps{Bundles: walrus, Decrypt: authority.Decrypt, CloudCertPEM: settings.CertPEM, Fleet: fleet,
-		Volumes: vols}, log)
+		Volumes: vols, Snapshots: snaps}, log)
 	internal := &internalAPI{
 		accounts: accounts.New(db), log: log, ca: authority, fleet: fleet,
 		verify: &sigv4.Verifier{Keys: componentKeys{accounts.New(db)}, MaxSkew: cfg.MaxSkew.Duration},
@@ -138,7 +143,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		&metadataLookup{db: db, region: cfg.Region}, log.With("component", "metadata"))
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return &Server{
-		cfg: cfg, log: log, db: db, ec2: ec2, fleet: fleet, vols: vols, ready: make(chan struct{}), done: make(chan error, 3),
+		cfg: cfg, log: log, db: db, ec2: ec2, fleet: fleet, vols: vols, snaps: snaps, ready: make(chan struct{}), done: make(chan error, 3),
 		http:  &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
 		admin: &http.Server{Handler: admin.Handler(admin.NewService(db), log), ReadHeaderTimeout: 30 * time.Second, ErrorLog: errLog},
 		meta:  &http.Server{Handler: imds, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
@@ -179,6 +184,7 @@ func (s *Server) Start(ctx context.Context) error {
 	go s.ec2.RunCache(bg, 30*time.Second)
 	go s.fleet.Run(bg)
 	go s.vols.Run(bg)
+	go s.snaps.Run(bg)
 	s.log.Info("cloudctl serving", "addr", ln.Addr().String(), "admin_socket", sockPath,
 		"metadata_addr", s.MetadataAddr(), "region", s.cfg.Region)
 	close(s.ready)

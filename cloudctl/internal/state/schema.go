@@ -20,11 +20,13 @@ const (
 	Clusters     = "clusters"      // zone -> clusters.Cluster
 	Addresses    = "addresses"     // public IPv4 (4 bytes) -> addresses.Address
 	Volumes      = "volumes"       // volume ID -> volumes.Volume
+	Snapshots    = "snapshots"     // snapshot ID -> snapshots.Snapshot
 )
 
-// Schema is cloudctl's database schema.
+// Schema is cloudctl's database schema. A new bucket does not change the
+// version: Open creates the buckets a database lacks.
 var Schema = store.Schema{
 	Version: 1,
 	Buckets: []string{Cloud, Accounts, AccountNames, Canonical, AccessKeys, KeyPairs, Groups, Tags, Idempotency, Certs, Images,
-		Instances, VMTypes, Clusters, Addresses, Volumes},
+		Instances, VMTypes, Clusters, Addresses, Volumes, Snapshots},
 }

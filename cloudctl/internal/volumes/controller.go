@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/clusters"
+	"github.com/koala-cloud/koala/cloudctl/internal/reconcile"
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/store"
 )
@@ -49,46 +50,30 @@ type Controller struct {
 	db   *store.DB
 	cfg  Config
 	log  *slog.Logger
-	kick chan struct{}
+	loop *reconcile.Loop
 	now  func() time.Time
 }
 
 // NewController returns a controller over cloudctl's database.
 func NewController(db *store.DB, cfg Config, log *slog.Logger) *Controller {
 	cfg.defaults()
-	return &Controller{db: db, cfg: cfg, log: log, kick: make(chan struct{}, 1), now: time.Now}
+	return &Controller{db: db, cfg: cfg, log: log, loop: reconcile.New(), now: time.Now}
 }
 
 // Kick asks for a reconcile soon; it never blocks.
-func (c *Controller) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
+func (c *Controller) Kick() { c.loop.Kick() }
 
 // Run reconciles every Poll and after each Kick until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
-	t := time.NewTicker(c.cfg.Poll)
-	defer t.Stop()
-	for {
+	c.loop.Run(ctx, func(ctx context.Context) time.Duration {
 		c.Reconcile(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-	}
+		return c.cfg.Poll
+	})
 }
 
 // ebs returns the client of a zone's ebs, or nil when it has none.
 func (c *Controller) ebs(zone string) (*api.Client, error) {
-	cl, err := clusters.Lookup(c.db, zone)
-	if err != nil || cl.EBS == "" {
-		return nil, err
-	}
-	return api.NewClient(cl.EBS, c.cfg.Credentials, c.cfg.CallTimeout), nil
+	return clusters.EBS(c.db, zone, c.cfg.Credentials, c.cfg.CallTimeout)
 }
 
 // Reconcile creates and deletes on ebs what the records want.
@@ -263,7 +248,7 @@ func (c *Controller) create(ctx context.Context, v Volume) {
 	}
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-		_, err = cl.CreateVolume(cctx, v.ID, api.VolumeRequest{SizeGiB: v.SizeGiB})
+		_, err = cl.CreateVolume(cctx, v.ID, api.VolumeRequest{SizeGiB: v.SizeGiB, SnapshotID: v.SnapshotID})
 		cancel()
 	}
 	var ce *api.CallError

@@ -19,10 +19,12 @@ import (
 )
 
 // fakeEBS answers the volume calls from a map; refuse, when set, answers
-// creates with it.
+// creates with it. from records the snapshot each volume was created
+// from.
 type fakeEBS struct {
 	mu      sync.Mutex
 	vols    map[string]int
+	from    map[string]string
 	refuse  *api.Error
 	deletes int
 }
@@ -40,6 +42,9 @@ func (f *fakeEBS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var req api.VolumeRequest
 		json.NewDecoder(r.Body).Decode(&req)
 		f.vols[id] = req.SizeGiB
+		if req.SnapshotID != "" {
+			f.from[id] = req.SnapshotID
+		}
 		api.WriteJSON(w, api.Volume{ID: id, SizeGiB: req.SizeGiB})
 	case http.MethodDelete:
 		f.deletes++
@@ -58,7 +63,7 @@ func TestControllerCreatesAndDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ebs := &fakeEBS{vols: map[string]int{}}
+	ebs := &fakeEBS{vols: map[string]int{}, from: map[string]string{}}
 	srv := httptest.NewServer(ebs)
 	defer srv.Close()
 	now := time.Now().UTC()
@@ -84,7 +89,9 @@ func TestControllerCreatesAndDeletes(t *testing.T) {
 	vol := func(id, zone, st string) Volume {
 		return Volume{ID: id, Owner: "000000000001", Zone: zone, SizeGiB: 1, Type: "gp2", State: st, Created: now, Since: now}
 	}
-	put(vol("vol-0000000a", "z-a", Creating), vol("vol-0000000b", "z-none", Creating), vol("vol-0000000c", "z-down", Creating))
+	restored := vol("vol-0000000e", "z-a", Creating)
+	restored.SnapshotID = "snap-0000000a"
+	put(vol("vol-0000000a", "z-a", Creating), vol("vol-0000000b", "z-none", Creating), vol("vol-0000000c", "z-down", Creating), restored)
 	c := NewController(db, Config{CallTimeout: time.Second, Credentials: api.Credentials{AccessKeyID: "AKIDCLOUD", SecretAccessKey: "s"}},
 		slog.New(slog.DiscardHandler))
 	c.Reconcile(context.Background())
@@ -95,6 +102,9 @@ func TestControllerCreatesAndDeletes(t *testing.T) {
 	}
 	if v, _ := get("vol-0000000a"); v.State != Available || ebs.vols["vol-0000000a"] != 1 {
 		t.Errorf("a: %+v, ebs has %v", v, ebs.vols)
+	}
+	if v, _ := get("vol-0000000e"); v.State != Available || ebs.from["vol-0000000e"] != "snap-0000000a" || ebs.from["vol-0000000a"] != "" {
+		t.Errorf("from a snapshot: %+v, ebs made %v from snapshots", v, ebs.from)
 	}
 	if v, _ := get("vol-0000000b"); v.State != Error || v.Reason == "" {
 		t.Errorf("a zone without ebs: %+v", v)
@@ -123,7 +133,7 @@ func TestControllerCreatesAndDeletes(t *testing.T) {
 			t.Errorf("%s still recorded after its deletion", id)
 		}
 	}
-	if len(ebs.vols) != 0 || ebs.deletes != 2 {
+	if _, kept := ebs.vols["vol-0000000e"]; !kept || len(ebs.vols) != 1 || ebs.deletes != 2 {
 		t.Errorf("ebs has %v after %d deletes", ebs.vols, ebs.deletes)
 	}
 }
