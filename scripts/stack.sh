@@ -148,6 +148,7 @@ start_ebs() {
   "data_dir": "$dir",
   "interface": "$AOE_EBS_IF",
   "cloudctl_url": "http://$CLOUDCTL_ADDR",
+  "walrus_url": "http://$WALRUS_ADDR",
   "component_credentials": "$dir/key.json"
 }
 JSON

@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,18 +27,22 @@ type ebsConfig struct {
 	Interface            string `json:"interface"`
 	Shelf                int    `json:"shelf"`
 	CloudctlURL          string `json:"cloudctl_url"`
+	WalrusURL            string `json:"walrus_url"`
 	ComponentCredentials string `json:"component_credentials"`
 }
 
-// ebsStack is cloudctl (for component keys), an ebs daemon on one end of
-// a veth pair, and a client key for ebs's internal API; node is the
-// other end, where an initiator stands in for a node.
+// ebsStack is cloudctl (for component keys), walrus (for snapshots), an
+// ebs daemon on one end of a veth pair, and clients of ebs's and walrus's
+// internal APIs; node is the other end, where an initiator stands in for
+// a node.
 type ebsStack struct {
 	cloud   *cloudctl
+	walrus  *walrus
 	ebs     *daemon
 	dataDir string
 	node    string
 	client  *api.Client
+	chunks  *api.Client // walrus's
 }
 
 func startEBS(t *testing.T) *ebsStack {
@@ -44,7 +50,12 @@ func startEBS(t *testing.T) *ebsStack {
 	if os.Geteuid() != 0 {
 		require(t, prereq{what: "root (veth links, AF_PACKET)", check: func() error { return fmt.Errorf("not root") }})
 	}
-	c := startCloudctl(t)
+	walrusPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCloudctl(t, withS3URL("http://"+net.JoinHostPort("127.0.0.1", walrusPort)))
+	w := startStackWalrus(t, c, walrusPort)
 	dir := t.TempDir()
 	ebsKey, clientKey := filepath.Join(dir, "ebs-key.json"), filepath.Join(dir, "client-key.json")
 	c.adminRun(t, []string{"component-key", "ebs"}, "-o", ebsKey)
@@ -61,18 +72,19 @@ func startEBS(t *testing.T) *ebsStack {
 			t.Fatalf("%s up: %v: %s", l, err, out)
 		}
 	}
-	st := &ebsStack{cloud: c, dataDir: filepath.Join(dir, "data"), node: node}
+	st := &ebsStack{cloud: c, walrus: w, dataDir: filepath.Join(dir, "data"), node: node}
 	cfg := filepath.Join(dir, "ebs.json")
 	st.ebs = newDaemon(t, "ebs", daemonBinary(t, "ebs"), filepath.Join(dir, "ebs.log"), "serve", "-config", cfg)
 	st.ebs.startOnFreePort(func(int) error {
 		return writeJSON(cfg, ebsConfig{Listen: st.ebs.addr, DataDir: st.dataDir, Interface: target, Shelf: 4,
-			CloudctlURL: c.endpoint, ComponentCredentials: ebsKey})
+			CloudctlURL: c.endpoint, WalrusURL: w.endpoint, ComponentCredentials: ebsKey})
 	})
 	cred, err := api.LoadCredentials(clientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.client = api.NewClient(st.ebs.endpoint, cred, 30*time.Second)
+	st.chunks = api.NewClient(w.endpoint, cred, 30*time.Second)
 	return st
 }
 
@@ -212,5 +224,121 @@ func TestEBSVolumesThroughEC2(t *testing.T) {
 	cli.run(t, "ec2", "wait", "volume-deleted", "--volume-ids", v.VolumeID)
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
 		t.Errorf("volume file after delete: %v", err)
+	}
+}
+
+// TestEBSKill9DuringSnapshot kills ebs while it stores a snapshot in
+// walrus: after the restart the snapshot is marked failed (walrus holds
+// no manifest for it) or completed, the volume is intact, a new snapshot
+// completes (storing again only what walrus lacks), and a volume created
+// from it reads the same bytes.
+func TestEBSKill9DuringSnapshot(t *testing.T) {
+	t.Parallel()
+	st := startEBS(t)
+	ctx := context.Background()
+	v, err := st.client.CreateVolume(ctx, "vol-0e2e0000000000002", api.VolumeRequest{SizeGiB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := aoe.Listen(st.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := conn.HardwareAddr().String()
+	if _, err := st.client.AllowVolume(ctx, v.ID, mac); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	in, err := aoe.Dial(dctx, conn, v.Shelf, v.Slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	const blocks = 96 * 16 // 96 MiB of distinct 64 KiB blocks
+	for i := range blocks {
+		if _, err := in.WriteAt(block(i), int64(i)*64<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := in.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	const first, second = "snap-0e2e0000000000001", "snap-0e2e0000000000002"
+	if _, err := st.client.CreateSnapshot(ctx, first, api.SnapshotRequest{VolumeID: v.ID}); err != nil {
+		t.Fatal(err)
+	}
+	var at api.SnapshotJob
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if at, err = st.client.Snapshot(ctx, first); err != nil || at.State != api.SnapshotPending || at.ChunksStored >= 8 {
+			break
+		}
+	}
+	st.ebs.kill9()
+	t.Logf("ebs killed with the snapshot %s at %d%% (%d chunks stored)", at.State, at.Progress, at.ChunksStored)
+	if err := st.ebs.start(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := st.client.Snapshot(ctx, first)
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case j.State == api.SnapshotError:
+		if _, err := st.chunks.SnapshotManifest(ctx, first); !errors.Is(err, api.ErrNotFound) {
+			t.Fatalf("walrus holds a manifest of the failed snapshot: %v", err)
+		}
+	case j.State != api.SnapshotCompleted:
+		t.Fatalf("after the restart the snapshot is %+v", j)
+	}
+
+	if _, err := st.client.CreateSnapshot(ctx, second, api.SnapshotRequest{VolumeID: v.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for j.ID != second || j.State == api.SnapshotPending {
+		time.Sleep(20 * time.Millisecond)
+		if j, err = st.client.Snapshot(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if j.State != api.SnapshotCompleted {
+		t.Fatalf("second snapshot: %+v", j)
+	}
+	m, err := st.chunks.SnapshotManifest(ctx, second)
+	if err != nil || len(m.Chunks) != blocks/16 {
+		t.Fatalf("manifest of %d chunks (%v), want %d", len(m.Chunks), err, blocks/16)
+	}
+	t.Logf("second snapshot stored %d of its %d chunks", j.ChunksStored, len(m.Chunks))
+
+	w, err := st.client.CreateVolume(ctx, "vol-0e2e0000000000003", api.VolumeRequest{SizeGiB: 1, SnapshotID: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.client.AllowVolume(ctx, w.ID, mac); err != nil {
+		t.Fatal(err)
+	}
+	// An initiator owns its Conn: the second volume is read through
+	// another (same interface, same MAC).
+	conn2, err := aoe.Listen(st.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	restored, err := aoe.Dial(dctx, conn2, w.Shelf, w.Slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	for vol, rd := range map[string]*aoe.Initiator{v.ID: in, w.ID: restored} {
+		got := make([]byte, blocks*64<<10)
+		if _, err := rd.ReadAt(got, 0); err != nil {
+			t.Fatal(err)
+		}
+		for i := range blocks {
+			if !bytes.Equal(got[i*64<<10:(i+1)*64<<10], block(i)) {
+				t.Fatalf("%s: block %d differs", vol, i)
+			}
+		}
 	}
 }

@@ -297,7 +297,7 @@ func startInstStack(t *testing.T, spec stackSpec) *instStack {
 		st.clusters = append(st.clusters, st.startCluster(t, spec, i, policy))
 	}
 	if st.storage != nil {
-		st.storage.startEBS(t, st.c)
+		st.storage.startEBS(t, st.c, st.w)
 		c.adminRun(t, []string{"cluster", "ebs", st.clusters[0].zone, st.storage.ebs.endpoint})
 	}
 	st.user = c.createAccount(t, "runner")

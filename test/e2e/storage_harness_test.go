@@ -49,8 +49,9 @@ func (s *storageNet) link(t *testing.T) string {
 	return end
 }
 
-// startEBS starts ebs on a link of its own, with a component key from c.
-func (s *storageNet) startEBS(t *testing.T, c *cloudctl) {
+// startEBS starts ebs on a link of its own, with a component key from c,
+// keeping snapshots in walrus w.
+func (s *storageNet) startEBS(t *testing.T, c *cloudctl, w *walrus) {
 	t.Helper()
 	iface := s.link(t)
 	dir := t.TempDir()
@@ -61,6 +62,6 @@ func (s *storageNet) startEBS(t *testing.T, c *cloudctl) {
 	s.ebs = newDaemon(t, "ebs", daemonBinary(t, "ebs"), filepath.Join(dir, "ebs.log"), "serve", "-config", cfg)
 	s.ebs.startOnFreePort(func(int) error {
 		return writeJSON(cfg, ebsConfig{Listen: s.ebs.addr, DataDir: s.dataDir, Interface: iface, Shelf: 2,
-			CloudctlURL: c.endpoint, ComponentCredentials: key})
+			CloudctlURL: c.endpoint, WalrusURL: w.endpoint, ComponentCredentials: key})
 	})
 }

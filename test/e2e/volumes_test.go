@@ -75,11 +75,11 @@ func TestVolumesOnInstances(t *testing.T) {
 		o, _ := cli.try(t, "ec2", "get-console-output", "--instance-id", id, "--output", "text", "--query", "Output")
 		return o
 	}
-	line := func(id, verb string) string {
+	line := func(id, vol, verb string) string {
 		t.Helper()
 		// The guest reads the serial EC2's NVMe volumes have: the ID
 		// without its dash.
-		re := regexp.MustCompile(`koala-vol ` + verb + ` ` + strings.Replace(v.VolumeID, "-", "", 1) + ` ([0-9a-f]{64})`)
+		re := regexp.MustCompile(`koala-vol ` + verb + ` ` + strings.Replace(vol, "-", "", 1) + ` ([0-9a-f]{64})`)
 		var m []string
 		waitFor(t, 2*time.Minute, fmt.Sprintf("%s: koala-vol %s", id, verb), func() (bool, string) {
 			o := console(id)
@@ -88,20 +88,20 @@ func TestVolumesOnInstances(t *testing.T) {
 		})
 		return m[1]
 	}
-	attach := func(id string) {
+	attach := func(id, vol string) {
 		t.Helper()
 		began := time.Now()
-		cli.run(t, "ec2", "attach-volume", "--volume-id", v.VolumeID, "--instance-id", id, "--device", "/dev/sdf")
-		cli.run(t, "ec2", "wait", "volume-in-use", "--volume-ids", v.VolumeID)
+		cli.run(t, "ec2", "attach-volume", "--volume-id", vol, "--instance-id", id, "--device", "/dev/sdf")
+		cli.run(t, "ec2", "wait", "volume-in-use", "--volume-ids", vol)
 		waitFor(t, time.Minute, "the attachment attached", func() (bool, string) {
-			out := cli.run(t, "ec2", "describe-volumes", "--volume-ids", v.VolumeID, "--query", "Volumes[0].Attachments[0].State", "--output", "text")
+			out := cli.run(t, "ec2", "describe-volumes", "--volume-ids", vol, "--query", "Volumes[0].Attachments[0].State", "--output", "text")
 			return strings.Contains(out, "attached"), out
 		})
 		t.Logf("attached to %s in %s", id, time.Since(began).Round(time.Millisecond))
 	}
 
-	attach(ids[0])
-	wrote := line(ids[0], "wrote")
+	attach(ids[0], v.VolumeID)
+	wrote := line(ids[0], v.VolumeID, "wrote")
 	// kill -9 of the node serving it: the restarted nodectl serves the
 	// volume again and the guest's reads go on (qemu reconnects).
 	alive := regexp.MustCompile(`koala-vol alive (\d+) ` + strings.Replace(v.VolumeID, "-", "", 1))
@@ -140,13 +140,43 @@ func TestVolumesOnInstances(t *testing.T) {
 	}
 	cli.run(t, "ec2", "detach-volume", "--volume-id", v.VolumeID)
 	cli.run(t, "ec2", "wait", "volume-available", "--volume-ids", v.VolumeID)
-	attach(ids[1])
-	if found := line(ids[1], "found"); found != wrote {
+	attach(ids[1], v.VolumeID)
+	if found := line(ids[1], v.VolumeID, "found"); found != wrote {
 		t.Errorf("the second instance read %s, the first wrote %s", found, wrote)
 	}
+
+	// A snapshot of the attached volume, and a volume from it: the
+	// pattern is there, read from walrus as the guest reads it.
+	var snap struct {
+		SnapshotID string `json:"SnapshotId"`
+		State      string `json:"State"`
+	}
+	cli.json(t, &snap, "ec2", "create-snapshot", "--volume-id", v.VolumeID, "--description", "e2e pattern")
+	if snap.State != "pending" {
+		t.Errorf("create-snapshot: %+v", snap)
+	}
+	cli.run(t, "ec2", "wait", "snapshot-completed", "--snapshot-ids", snap.SnapshotID)
+	var restored struct {
+		VolumeID   string `json:"VolumeId"`
+		SnapshotID string `json:"SnapshotId"`
+		Size       int    `json:"Size"`
+	}
+	cli.json(t, &restored, "ec2", "create-volume", "--availability-zone", "us-east-1a", "--snapshot-id", snap.SnapshotID)
+	if restored.SnapshotID != snap.SnapshotID || restored.Size != 1 {
+		t.Errorf("create-volume from the snapshot: %+v", restored)
+	}
+	cli.run(t, "ec2", "wait", "volume-available", "--volume-ids", restored.VolumeID)
 	cli.run(t, "ec2", "detach-volume", "--volume-id", v.VolumeID)
 	cli.run(t, "ec2", "wait", "volume-available", "--volume-ids", v.VolumeID)
+	attach(ids[0], restored.VolumeID)
+	if found := line(ids[0], restored.VolumeID, "found"); found != wrote {
+		t.Errorf("the volume from the snapshot reads %s, the first instance wrote %s", found, wrote)
+	}
 	cli.run(t, "ec2", "delete-volume", "--volume-id", v.VolumeID)
+	cli.run(t, "ec2", "detach-volume", "--volume-id", restored.VolumeID)
+	cli.run(t, "ec2", "wait", "volume-available", "--volume-ids", restored.VolumeID)
+	cli.run(t, "ec2", "delete-volume", "--volume-id", restored.VolumeID)
+	cli.run(t, "ec2", "delete-snapshot", "--snapshot-id", snap.SnapshotID)
 }
 
 func atoi(s string) int {
