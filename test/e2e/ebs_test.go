@@ -220,6 +220,65 @@ func TestEBSVolumesThroughEC2(t *testing.T) {
 		!strings.Contains(err.Error(), "InvalidParameterValue") {
 		t.Errorf("a zone without volumes: %v", err)
 	}
+
+	// Snapshots: private to their owner until shared.
+	var snap struct {
+		SnapshotID string `json:"SnapshotId"`
+	}
+	cli.json(t, &snap, "ec2", "create-snapshot", "--volume-id", v.VolumeID, "--description", "shared later",
+		"--tag-specifications", "ResourceType=snapshot,Tags=[{Key=Name,Value=e2e-snap}]")
+	cli.run(t, "ec2", "wait", "snapshot-completed", "--snapshot-ids", snap.SnapshotID)
+	var ds struct {
+		Snapshots []struct {
+			SnapshotID  string `json:"SnapshotId"`
+			VolumeID    string `json:"VolumeId"`
+			VolumeSize  int    `json:"VolumeSize"`
+			State       string `json:"State"`
+			Progress    string `json:"Progress"`
+			Description string `json:"Description"`
+		} `json:"Snapshots"`
+	}
+	cli.json(t, &ds, "ec2", "describe-snapshots", "--owner-ids", "self", "--filters", "Name=tag:Name,Values=e2e-snap")
+	if len(ds.Snapshots) != 1 || ds.Snapshots[0].SnapshotID != snap.SnapshotID || ds.Snapshots[0].VolumeSize != 2 ||
+		ds.Snapshots[0].State != "completed" || ds.Snapshots[0].Progress != "100%" || ds.Snapshots[0].VolumeID != v.VolumeID {
+		t.Errorf("describe-snapshots: %+v", ds)
+	}
+	other := st.cloud.createAccount(t, "vols-other")
+	cli2 := newAWSCLI(t, st.cloud.endpoint, other)
+	wantErr := func(code string, c *awsCLI, args ...string) {
+		t.Helper()
+		if _, err := c.try(t, args...); err == nil || !strings.Contains(err.Error(), code) {
+			t.Errorf("%v: %v, want %s", args, err, code)
+		}
+	}
+	wantErr("InvalidSnapshot.NotFound", cli2, "ec2", "describe-snapshots", "--snapshot-ids", snap.SnapshotID)
+	wantErr("InvalidSnapshot.NotFound", cli2, "ec2", "create-volume", "--availability-zone", "us-east-1a", "--snapshot-id", snap.SnapshotID)
+	cli.run(t, "ec2", "modify-snapshot-attribute", "--snapshot-id", snap.SnapshotID, "--attribute", "createVolumePermission",
+		"--operation-type", "add", "--user-ids", other.AccountID)
+	if out := cli.run(t, "ec2", "describe-snapshot-attribute", "--snapshot-id", snap.SnapshotID, "--attribute", "createVolumePermission",
+		"--query", "CreateVolumePermissions[].UserId"); !strings.Contains(out, other.AccountID) {
+		t.Errorf("describe-snapshot-attribute: %q", out)
+	}
+	if out := cli2.run(t, "ec2", "describe-snapshots", "--restorable-by-user-ids", "self", "--query", "Snapshots[].SnapshotId"); !strings.Contains(out, snap.SnapshotID) {
+		t.Errorf("shared snapshot as its grantee sees it: %q", out)
+	}
+	wantErr("InvalidParameterValue", cli2, "ec2", "create-volume", "--availability-zone", "us-east-1a", "--snapshot-id", snap.SnapshotID, "--size", "1")
+	var restored struct {
+		VolumeID string `json:"VolumeId"`
+	}
+	cli2.json(t, &restored, "ec2", "create-volume", "--availability-zone", "us-east-1a", "--snapshot-id", snap.SnapshotID)
+	cli2.run(t, "ec2", "wait", "volume-available", "--volume-ids", restored.VolumeID)
+	if _, err := cli2.try(t, "ec2", "delete-snapshot", "--snapshot-id", snap.SnapshotID); err == nil {
+		t.Error("the grantee deleted the owner's snapshot")
+	}
+	cli2.run(t, "ec2", "delete-volume", "--volume-id", restored.VolumeID)
+	cli.run(t, "ec2", "delete-snapshot", "--snapshot-id", snap.SnapshotID)
+	wantErr("InvalidSnapshot.NotFound", cli, "ec2", "describe-snapshots", "--snapshot-ids", snap.SnapshotID)
+	waitFor(t, time.Minute, "walrus dropping the deleted snapshot", func() (bool, string) {
+		_, err := st.chunks.SnapshotManifest(context.Background(), snap.SnapshotID)
+		return errors.Is(err, api.ErrNotFound), fmt.Sprint(err)
+	})
+
 	cli.run(t, "ec2", "delete-volume", "--volume-id", v.VolumeID)
 	cli.run(t, "ec2", "wait", "volume-deleted", "--volume-ids", v.VolumeID)
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
