@@ -171,6 +171,12 @@ func (c *Client) Snapshot(ctx context.Context, id string) (SnapshotJob, error) {
 	return out, err
 }
 
+// ForgetSnapshot has ebs drop the record of a finished job (the
+// snapshot itself is walrus's).
+func (c *Client) ForgetSnapshot(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, PathSnapshots+url.PathEscape(id), nil, &struct{}{})
+}
+
 // raw makes one signed call with a binary body (whose SHA-256 is
 // payloadHash when the caller knows it) and returns the answer when it is
 // 200 (the caller closes its body), else a *CallError.

@@ -220,6 +220,7 @@ func (c *Controller) remove(ctx context.Context, s Snapshot) {
 		c.log.Warn("snapshot delete: walrus did not; retrying", "snapshot_id", s.ID, "err", err)
 		return
 	}
+	c.forget(ctx, s)
 	err = c.db.Commit(func(tx *store.Tx) error {
 		cur, err := Get(tx, s.ID)
 		if err != nil || cur.State != Deleting {
@@ -232,6 +233,20 @@ func (c *Controller) remove(ctx context.Context, s Snapshot) {
 		return
 	}
 	c.log.Info("snapshot deleted", "snapshot_id", s.ID)
+}
+
+// forget has the snapshot's ebs drop its job's record; an ebs that does
+// not answer keeps a few bytes, nothing more.
+func (c *Controller) forget(ctx context.Context, s Snapshot) {
+	cl, err := clusters.EBS(c.db, s.Zone, c.cfg.Credentials, c.cfg.CallTimeout)
+	if err != nil || cl == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	if err := cl.ForgetSnapshot(cctx, s.ID); err != nil && !errors.Is(err, api.ErrNotFound) {
+		c.log.Warn("snapshot delete: ebs keeps its job's record", "snapshot_id", s.ID, "err", err)
+	}
 }
 
 // held says why a snapshot's chunks must stay in walrus: a volume made
