@@ -88,6 +88,33 @@ func startEBS(t *testing.T) *ebsStack {
 	return st
 }
 
+// volume creates a volume on ebs and attaches it to an initiator of its
+// own on the stack's node link (closed at the end of the test).
+func (st *ebsStack) volume(t *testing.T, id string, req api.VolumeRequest) (api.Volume, *aoe.Initiator) {
+	t.Helper()
+	ctx := context.Background()
+	v, err := st.client.CreateVolume(ctx, id, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := aoe.Listen(st.node) // an initiator owns its Conn
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err = st.client.AllowVolume(ctx, v.ID, conn.HardwareAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	in, err := aoe.Dial(dctx, conn, v.Shelf, v.Slot)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	return v, in
+}
+
 // block is the content of 64 KiB block i: its number, repeated.
 func block(i int) []byte {
 	b := make([]byte, 64<<10)
@@ -106,24 +133,7 @@ func TestEBSKill9DuringWrites(t *testing.T) {
 	t.Parallel()
 	st := startEBS(t)
 	ctx := context.Background()
-	v, err := st.client.CreateVolume(ctx, "vol-0e2e0000000000001", api.VolumeRequest{SizeGiB: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := aoe.Listen(st.node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.client.AllowVolume(ctx, v.ID, conn.HardwareAddr().String()); err != nil {
-		t.Fatal(err)
-	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	in, err := aoe.Dial(dctx, conn, v.Shelf, v.Slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	v, in := st.volume(t, "vol-0e2e0000000000001", api.VolumeRequest{SizeGiB: 1})
 
 	const blocks = 160
 	var flushed atomic.Int64 // blocks acknowledged as flushed
@@ -295,25 +305,7 @@ func TestEBSKill9DuringSnapshot(t *testing.T) {
 	t.Parallel()
 	st := startEBS(t)
 	ctx := context.Background()
-	v, err := st.client.CreateVolume(ctx, "vol-0e2e0000000000002", api.VolumeRequest{SizeGiB: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := aoe.Listen(st.node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := conn.HardwareAddr().String()
-	if _, err := st.client.AllowVolume(ctx, v.ID, mac); err != nil {
-		t.Fatal(err)
-	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	in, err := aoe.Dial(dctx, conn, v.Shelf, v.Slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	v, in := st.volume(t, "vol-0e2e0000000000002", api.VolumeRequest{SizeGiB: 1})
 	const blocks = 96 * 16 // 96 MiB of distinct 64 KiB blocks
 	for i := range blocks {
 		if _, err := in.WriteAt(block(i), int64(i)*64<<10); err != nil {
@@ -328,7 +320,10 @@ func TestEBSKill9DuringSnapshot(t *testing.T) {
 	if _, err := st.client.CreateSnapshot(ctx, first, api.SnapshotRequest{VolumeID: v.ID}); err != nil {
 		t.Fatal(err)
 	}
-	var at api.SnapshotJob
+	var (
+		at  api.SnapshotJob
+		err error
+	)
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if at, err = st.client.Snapshot(ctx, first); err != nil || at.State != api.SnapshotPending || at.ChunksStored >= 8 {
 			break
@@ -369,26 +364,7 @@ func TestEBSKill9DuringSnapshot(t *testing.T) {
 	}
 	t.Logf("second snapshot stored %d of its %d chunks", j.ChunksStored, len(m.Chunks))
 
-	w, err := st.client.CreateVolume(ctx, "vol-0e2e0000000000003", api.VolumeRequest{SizeGiB: 1, SnapshotID: second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.client.AllowVolume(ctx, w.ID, mac); err != nil {
-		t.Fatal(err)
-	}
-	// An initiator owns its Conn: the second volume is read through
-	// another (same interface, same MAC).
-	conn2, err := aoe.Listen(st.node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	restored, err := aoe.Dial(dctx, conn2, w.Shelf, w.Slot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer restored.Close()
+	w, restored := st.volume(t, "vol-0e2e0000000000003", api.VolumeRequest{SizeGiB: 1, SnapshotID: second})
 	for vol, rd := range map[string]*aoe.Initiator{v.ID: in, w.ID: restored} {
 		got := make([]byte, blocks*64<<10)
 		if _, err := rd.ReadAt(got, 0); err != nil {
