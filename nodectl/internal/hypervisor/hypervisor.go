@@ -31,9 +31,12 @@ type Disk struct {
 	Target string // guest device: "vda", "vdb"
 }
 
-// NetDisk is a block device a running domain reaches over NBD on a unix
-// socket (a volume the node serves): hot-plugged as a virtio disk.
+// NetDisk is a volume hot-plugged into a running domain as a virtio
+// disk: a host block device (the kernel aoe driver's /dev/etherd/eS.L)
+// when Device is set, else an NBD export on a unix socket the node
+// serves.
 type NetDisk struct {
+	Device string // a host block device
 	Socket string // the unix socket of the NBD server
 	Export string // the NBD export name
 	Target string // guest device: "vdb" ... "vdz"

@@ -62,6 +62,10 @@ type Config struct {
 	// AoEInterface is the NIC the node reaches ebs's volumes on (AoE);
 	// empty: the node cannot attach volumes.
 	AoEInterface string `json:"aoe_interface,omitempty"`
+	// AoEUserSpace has the node reach volumes with its own AoE initiator
+	// (served to qemu over NBD) even where the kernel's aoe driver is
+	// loaded; by default the driver's /dev/etherd/eS.L is used there.
+	AoEUserSpace bool `json:"aoe_user_space,omitempty"`
 	// CreateBridge makes nodectl (libvirt driver only) create Bridge when
 	// the host has no such interface.
 	CreateBridge bool `json:"create_bridge"`

@@ -137,7 +137,7 @@ func (s *Server) Start(ctx context.Context) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		s.vols = nvolumes.New(nvolumes.Config{Interface: s.cfg.AoEInterface, Dir: dir}, hp,
+		s.vols = nvolumes.New(nvolumes.Config{Interface: s.cfg.AoEInterface, Dir: dir, UserSpace: s.cfg.AoEUserSpace}, hp,
 			func(url string) nvolumes.EBS { return s.client(url, s.cred, &http.Client{Timeout: callTimeout}) }, nil, s.log)
 		if s.cfg.AoEInterface != "" {
 			if err := s.vols.Restore(ctx); err != nil {

@@ -1,10 +1,11 @@
 // Package volumes attaches EBS volumes to a node's instances: the node
-// lets its own AoE MAC use the volume on ebs, reaches it with the
-// user-space AoE initiator, serves it to the instance's qemu as an NBD
-// export on a unix socket, and has the hypervisor hot-plug it as a
-// virtio disk. The attachments are recorded in a file, so that a
-// restarted nodectl serves them again on the same sockets, and qemu
-// (which reconnects) goes on.
+// lets its own AoE MAC use the volume on ebs and reaches it, through the
+// kernel's aoe driver where it is loaded (the volume is then the block
+// device /dev/etherd/eS.L) or else with the user-space AoE initiator,
+// served to the instance's qemu as an NBD export on a unix socket; the
+// hypervisor hot-plugs either as a virtio disk. The attachments are
+// recorded in a file, so that a restarted nodectl serves them again on
+// the same sockets, and qemu (which reconnects) goes on.
 package volumes
 
 import (
@@ -56,6 +57,11 @@ type Config struct {
 	Dir string
 	// DialTimeout bounds finding a volume on the network (30s when 0).
 	DialTimeout time.Duration
+	// Etherd is where the kernel's aoe driver keeps its devices
+	// (/dev/etherd when ""): where its discover file exists, volumes
+	// are attached through the kernel driver, unless UserSpace.
+	Etherd    string
+	UserSpace bool
 }
 
 // Attacher keeps a node's volume attachments.
@@ -76,6 +82,9 @@ type attachment struct {
 	Volume   api.VolumeAttachment `json:"volume"`
 	// MAC is the node's AoE MAC ebs lets use the volume.
 	MAC string `json:"mac"`
+	// Device is the kernel aoe driver's block device of the volume, when
+	// the kernel serves it (else the node serves it over NBD).
+	Device string `json:"device,omitempty"`
 
 	in     *aoe.Initiator
 	ln     net.Listener
@@ -87,6 +96,9 @@ type attachment struct {
 func New(cfg Config, hv Hotplugger, ebs func(url string) EBS, listen func(string) (aoe.Conn, error), log *slog.Logger) *Attacher {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 30 * time.Second
+	}
+	if cfg.Etherd == "" {
+		cfg.Etherd = "/dev/etherd"
 	}
 	if listen == nil {
 		listen = func(ifname string) (aoe.Conn, error) { return aoe.Listen(ifname) }
@@ -161,13 +173,63 @@ func (a *Attacher) Attach(ctx context.Context, instance string, v api.VolumeAtta
 		return fmt.Errorf("record attachment: %w", err)
 	}
 	a.log.Info("volume attached", "volume_id", v.VolumeID, "instance_id", instance, "device", v.Device,
-		"shelf", v.Shelf, "slot", v.Slot, "bytes", at.in.Size())
+		"shelf", v.Shelf, "slot", v.Slot, "kernel_device", at.Device)
 	return nil
 }
 
 func (a *Attacher) netDisk(at *attachment) hypervisor.NetDisk {
-	return hypervisor.NetDisk{Socket: a.socket(at.Volume.VolumeID), Export: at.Volume.VolumeID, Target: at.Volume.Device,
-		Serial: DiskSerial(at.Volume.VolumeID)}
+	d := hypervisor.NetDisk{Target: at.Volume.Device, Serial: DiskSerial(at.Volume.VolumeID)}
+	if at.Device != "" {
+		d.Device = at.Device
+	} else {
+		d.Socket, d.Export = a.socket(at.Volume.VolumeID), at.Volume.VolumeID
+	}
+	return d
+}
+
+// kernel reports whether the kernel's aoe driver is there to use.
+func (a *Attacher) kernel() bool {
+	if a.cfg.UserSpace {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(a.cfg.Etherd, "discover"))
+	return err == nil
+}
+
+// serveKernel lets the node's MAC use the volume and has the kernel's
+// aoe driver find it: its block device appears under Etherd.
+func (a *Attacher) serveKernel(ctx context.Context, at *attachment) error {
+	v := at.Volume
+	conn, err := a.listen(a.cfg.Interface)
+	if err != nil {
+		return err
+	}
+	at.MAC = conn.HardwareAddr().String()
+	conn.Close()
+	if _, err := a.ebs(v.EBS).AllowVolume(ctx, v.VolumeID, at.MAC); err != nil {
+		return fmt.Errorf("allow %s on ebs: %w", v.VolumeID, err)
+	}
+	dev := filepath.Join(a.cfg.Etherd, fmt.Sprintf("e%d.%d", v.Shelf, v.Slot))
+	deadline := time.Now().Add(a.cfg.DialTimeout)
+	for n := 0; ; n++ {
+		if n%20 == 0 { // every 2s: the driver asks the network again
+			if err := os.WriteFile(filepath.Join(a.cfg.Etherd, "discover"), []byte("\n"), 0); err != nil {
+				return fmt.Errorf("aoe discover: %w", err)
+			}
+		}
+		if _, err := os.Stat(dev); err == nil {
+			at.Device = dev
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reach %s: the kernel's aoe driver shows no %s after %s", v.VolumeID, dev, a.cfg.DialTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // DiskSerial is the serial a guest reads for a volume: its ID without
@@ -176,8 +238,12 @@ func (a *Attacher) netDisk(at *attachment) hypervisor.NetDisk {
 func DiskSerial(volumeID string) string { return strings.Replace(volumeID, "-", "", 1) }
 
 // serve lets the node's MAC use the volume, dials it and serves it on
-// its socket.
+// its socket, or has the kernel's aoe driver reach it.
 func (a *Attacher) serve(ctx context.Context, at *attachment) error {
+	if a.kernel() {
+		return a.serveKernel(ctx, at)
+	}
+	at.Device = ""
 	v := at.Volume
 	conn, err := a.listen(a.cfg.Interface)
 	if err != nil {
@@ -214,8 +280,16 @@ func (a *Attacher) serve(ctx context.Context, at *attachment) error {
 	return nil
 }
 
-// stop ends the NBD server and the initiator of an attachment.
+// stop ends the NBD server and the initiator of an attachment, or has
+// the kernel's aoe driver drop its device.
 func (a *Attacher) stop(at *attachment) {
+	if at.Device != "" {
+		name := filepath.Base(at.Device)
+		if err := os.WriteFile(filepath.Join(a.cfg.Etherd, "flush"), []byte(name+"\n"), 0); err != nil {
+			a.log.Warn("aoe flush", "device", name, "err", err)
+		}
+		return
+	}
 	if at.cancel != nil {
 		at.cancel()
 		<-at.done
@@ -307,12 +381,15 @@ func (a *Attacher) Restore(ctx context.Context) error {
 	return nil
 }
 
-// Close stops serving every volume; the record stays for Restore.
+// Close stops serving every volume the node serves (the kernel's go on
+// as they are); the record stays for Restore.
 func (a *Attacher) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, at := range a.attached {
-		a.stop(at)
+		if at.Device == "" {
+			a.stop(at)
+		}
 	}
 	a.attached = map[string]*attachment{}
 }

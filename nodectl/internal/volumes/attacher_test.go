@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor"
 	"github.com/koala-cloud/koala/pkg/aoe"
@@ -100,7 +101,7 @@ func TestAttachServeRestoreDetach(t *testing.T) {
 	hv := &fakeHV{disks: map[string]hypervisor.NetDisk{}}
 	dir := t.TempDir()
 	newAttacher := func() *Attacher {
-		return New(Config{Interface: "aoe0", Dir: dir}, hv, func(string) EBS { return ebs },
+		return New(Config{Interface: "aoe0", Dir: dir, UserSpace: true}, hv, func(string) EBS { return ebs },
 			func(string) (aoe.Conn, error) { return seg.NewPort(nodeMAC, 1500), nil }, slog.New(slog.DiscardHandler))
 	}
 	a := newAttacher()
@@ -156,4 +157,89 @@ func TestAttachServeRestoreDetach(t *testing.T) {
 			t.Errorf("%+v attached", bad)
 		}
 	}
+}
+
+// TestAttachThroughTheKernelDriver stands a directory in for the kernel
+// aoe driver's /dev/etherd: a write to discover makes the volume's
+// device appear, as the driver does once ebs answers the node's MAC.
+func TestAttachThroughTheKernelDriver(t *testing.T) {
+	seg := &aoetest.Segment{}
+	etherd := t.TempDir()
+	discover := filepath.Join(etherd, "discover")
+	if err := os.WriteFile(discover, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ebs := &recordingEBS{}
+	hv := &fakeHV{disks: map[string]hypervisor.NetDisk{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // the driver: a discover with the MAC allowed finds e3.7
+		for ctx.Err() == nil {
+			if data, _ := os.ReadFile(discover); len(data) > 0 && len(ebs.allowed()) > 0 {
+				os.WriteFile(filepath.Join(etherd, "e3.7"), nil, 0o600)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	dir := t.TempDir()
+	newAttacher := func() *Attacher {
+		return New(Config{Interface: "aoe0", Dir: dir, Etherd: etherd}, hv, func(string) EBS { return ebs },
+			func(string) (aoe.Conn, error) { return seg.NewPort(nodeMAC, 1500), nil }, slog.New(slog.DiscardHandler))
+	}
+	a := newAttacher()
+	v := api.VolumeAttachment{VolumeID: "vol-0000000b", Device: "vdd", EBS: "http://ebs", Shelf: 3, Slot: 7}
+	if err := a.Attach(ctx, "i-00000001", v); err != nil {
+		t.Fatal(err)
+	}
+	d := hv.disks["vdd"]
+	if d.Device != filepath.Join(etherd, "e3.7") || d.Socket != "" || d.Serial != "vol0000000b" {
+		t.Fatalf("hot-plugged %+v", d)
+	}
+	if got := ebs.allowed(); len(got) != 1 || got[0] != nodeMAC.String() {
+		t.Fatalf("ebs lets %v use it", got)
+	}
+	// nodectl restarts: the guest's kernel device is left alone, and the
+	// record is served again.
+	a.Close()
+	b := newAttacher()
+	if err := b.Restore(ctx); err != nil || b.attached[v.VolumeID] == nil || b.attached[v.VolumeID].Device == "" {
+		t.Fatalf("restore: %v %+v", err, b.attached)
+	}
+	if err := b.Detach(ctx, "i-00000001", v); err != nil {
+		t.Fatal(err)
+	}
+	if flushed, _ := os.ReadFile(filepath.Join(etherd, "flush")); string(flushed) != "e3.7\n" {
+		t.Errorf("flush got %q", flushed)
+	}
+	if _, ok := hv.disks["vdd"]; ok || len(ebs.allowed()) != 0 {
+		t.Errorf("after detach: disks %v, ebs allows %v", hv.disks, ebs.allowed())
+	}
+}
+
+// recordingEBS keeps the MACs allowed to use a volume.
+type recordingEBS struct {
+	mu    sync.Mutex
+	allow []string
+}
+
+func (e *recordingEBS) allowed() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.allow)
+}
+
+func (e *recordingEBS) AllowVolume(_ context.Context, id, mac string) (api.Volume, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !slices.Contains(e.allow, mac) {
+		e.allow = append(e.allow, mac)
+	}
+	return api.Volume{ID: id}, nil
+}
+
+func (e *recordingEBS) DisallowVolume(_ context.Context, id, mac string) (api.Volume, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.allow = slices.DeleteFunc(e.allow, func(m string) bool { return m == mac })
+	return api.Volume{ID: id}, nil
 }

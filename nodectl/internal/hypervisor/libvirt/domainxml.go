@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -401,14 +402,15 @@ type netDiskXML struct {
 		Cache string `xml:"cache,attr"`
 	} `xml:"driver"`
 	Source struct {
-		Protocol string `xml:"protocol,attr"`
-		Name     string `xml:"name,attr"`
-		Host     struct {
+		Dev      string `xml:"dev,attr,omitempty"`
+		Protocol string `xml:"protocol,attr,omitempty"`
+		Name     string `xml:"name,attr,omitempty"`
+		Host     *struct {
 			Transport string `xml:"transport,attr"`
 			Socket    string `xml:"socket,attr"`
 		} `xml:"host"`
 		// Reconnect has qemu reconnect to a restarted server.
-		Reconnect struct {
+		Reconnect *struct {
 			Delay int `xml:"delay,attr"`
 		} `xml:"reconnect"`
 	} `xml:"source"`
@@ -426,17 +428,30 @@ func NetDiskXML(d hypervisor.NetDisk) (string, error) {
 	if !diskTargetRE.MatchString(d.Target) {
 		return "", fmt.Errorf("disk target %q: want vdb to vdz", d.Target)
 	}
-	if d.Socket == "" || d.Export == "" {
-		return "", errors.New("disk: socket and export are required")
-	}
 	var x netDiskXML
-	x.Type, x.Device = "network", "disk"
+	x.Device = "disk"
 	x.Driver.Name, x.Driver.Type, x.Driver.Cache = "qemu", "raw", "none"
-	x.Source.Protocol, x.Source.Name = "nbd", d.Export
-	x.Source.Host.Transport, x.Source.Host.Socket = "unix", d.Socket
-	// Requests wait this long for a restarted nodectl's server before
-	// they fail.
-	x.Source.Reconnect.Delay = 15
+	switch {
+	case d.Device != "":
+		if !filepath.IsAbs(d.Device) {
+			return "", fmt.Errorf("disk device %q: want an absolute path", d.Device)
+		}
+		x.Type, x.Source.Dev = "block", d.Device
+	case d.Socket != "" && d.Export != "":
+		x.Type = "network"
+		x.Source.Protocol, x.Source.Name = "nbd", d.Export
+		x.Source.Host = &struct {
+			Transport string `xml:"transport,attr"`
+			Socket    string `xml:"socket,attr"`
+		}{"unix", d.Socket}
+		// Requests wait this long for a restarted nodectl's server
+		// before they fail.
+		x.Source.Reconnect = &struct {
+			Delay int `xml:"delay,attr"`
+		}{15}
+	default:
+		return "", errors.New("disk: a device, or a socket and an export, is required")
+	}
 	x.Target.Dev, x.Target.Bus = d.Target, "virtio"
 	x.Serial = d.Serial
 	out, err := xml.MarshalIndent(x, "", "  ")

@@ -237,10 +237,23 @@ func TestNetDiskXML(t *testing.T) {
 	}
 	for _, bad := range []hypervisor.NetDisk{
 		{Socket: "/s", Export: "e", Target: "vda"}, {Socket: "/s", Export: "e", Target: "sdb"}, {Export: "e", Target: "vdb"},
+		{Device: "etherd/e1.0", Target: "vdb"},
 	} {
 		if _, err := NetDiskXML(bad); err == nil {
 			t.Errorf("%+v rendered", bad)
 		}
+	}
+	blk, err := NetDiskXML(hypervisor.NetDisk{Device: "/dev/etherd/e1.0", Target: "vdc", Serial: "vol-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<disk type="block" device="disk">`, `<source dev="/dev/etherd/e1.0">`, `<target dev="vdc" bus="virtio">`} {
+		if !strings.Contains(blk, want) {
+			t.Errorf("missing %s in\n%s", want, blk)
+		}
+	}
+	if strings.Contains(blk, "host") || strings.Contains(blk, "reconnect") {
+		t.Errorf("a block disk with NBD parts:\n%s", blk)
 	}
 	dom := "<domain><devices><disk type='file' device='disk'><target dev='vda'/></disk>" + x + "</devices></domain>"
 	elem, ok, err := diskElement(dom, "vdb")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +254,34 @@ func TestConformance(t *testing.T) {
 			t.Fatalf("Reboot: %v", err)
 		}
 		waitFor(t, d.ConsolePath, up, 2, 2*time.Minute)
+	})
+
+	// Where the kernel's aoe driver is loaded, a volume is its block
+	// device /dev/etherd/eS.L; a loop device stands in for one here.
+	t.Run("hot-plugs a host block device", func(t *testing.T) {
+		img := filepath.Join(f.dir, "blockdev.img")
+		if err := os.WriteFile(img, make([]byte, 4<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("losetup", "-f", "--show", img).CombinedOutput()
+		if err != nil {
+			unavailable(t, "losetup: %v: %s", err, out)
+		}
+		loop := strings.TrimSpace(string(out))
+		defer exec.Command("losetup", "-d", loop).Run()
+		disk := hypervisor.NetDisk{Device: loop, Target: "vdc", Serial: "vol0123456789abcdef0"}
+		if err := a.AttachDisk(ctx, d.Name, disk); err != nil {
+			t.Fatalf("AttachDisk: %v", err)
+		}
+		if targets, err := a.DiskTargets(ctx, d.Name); err != nil || !slices.Contains(targets, "vdc") {
+			t.Fatalf("DiskTargets after attach = %v, %v", targets, err)
+		}
+		if err := a.DetachDisk(ctx, d.Name, "vdc"); err != nil {
+			t.Fatalf("DetachDisk: %v", err)
+		}
+		if targets, err := a.DiskTargets(ctx, d.Name); err != nil || slices.Contains(targets, "vdc") {
+			t.Errorf("DiskTargets after detach = %v, %v", targets, err)
+		}
 	})
 
 	t.Run("stop asks the guest first", func(t *testing.T) {
