@@ -21,6 +21,11 @@ type Config struct {
 	// (255 volumes each).
 	Shelf   uint16 `json:"shelf"`
 	Shelves int    `json:"shelves"`
+	// LVMVolumeGroup and LVMThinPool, when set, keep volumes as thin
+	// logical volumes of that pool (which must zero new blocks) instead
+	// of sparse files under data_dir.
+	LVMVolumeGroup string `json:"lvm_volume_group,omitempty"`
+	LVMThinPool    string `json:"lvm_thin_pool,omitempty"`
 	// Workers is how many AoE requests are handled at once.
 	Workers int `json:"workers"`
 	// CloudctlURL resolves the component keys that sign incoming calls.
@@ -63,6 +68,9 @@ func (c Config) Validate() error {
 	}
 	if c.Shelf == 0xffff || c.Shelves < 1 || int(c.Shelf)+c.Shelves > 0xffff {
 		errs = append(errs, fmt.Errorf("shelf %d and shelves %d: want shelves >= 1 below 65535", c.Shelf, c.Shelves))
+	}
+	if (c.LVMVolumeGroup == "") != (c.LVMThinPool == "") {
+		errs = append(errs, errors.New("lvm_volume_group and lvm_thin_pool go together"))
 	}
 	if c.Workers < 1 {
 		errs = append(errs, errors.New("workers must be positive"))

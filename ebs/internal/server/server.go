@@ -103,7 +103,12 @@ func NewWith(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	vols, err := volumes.Open(db, cfg.DataDir, cfg.Shelf, cfg.Shelves)
+	back, err := backend(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	vols, err := volumes.Open(db, back, cfg.Shelf, cfg.Shelves)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -140,6 +145,15 @@ func NewWith(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// backend is where the configuration keeps volumes.
+func backend(cfg Config) (volumes.Backend, error) {
+	if cfg.LVMVolumeGroup == "" {
+		return volumes.NewFiles(filepath.Join(cfg.DataDir, "volumes"))
+	}
+	b := &volumes.LVM{VG: cfg.LVMVolumeGroup, Pool: cfg.LVMThinPool, Run: volumes.RunLVM}
+	return b, b.Check()
 }
 
 // export serves v over AoE to its attachments; a volume still filling

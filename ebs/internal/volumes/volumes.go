@@ -1,21 +1,19 @@
-// Package volumes keeps ebs's volumes: a record per volume in bbolt and a
-// sparse file per volume under the data directory, each with an AoE
-// address (shelf.slot) that is unique and stays the volume's for its
-// life, across restarts.
+// Package volumes keeps ebs's volumes: a record per volume in bbolt and
+// its storage in a Backend (a sparse file per volume under the data
+// directory, or a thin logical volume of LVM), each with an AoE address
+// (shelf.slot) that is unique and stays the volume's for its life,
+// across restarts.
 //
-// A create writes the file under a temporary name, sizes it, syncs it
-// and renames it into place before the record commits; a delete marks
-// the record, removes the file, then drops the record. Open finishes or
-// undoes whatever a crash interrupted: temporary files and files without
-// a record go, deletions in progress complete.
+// A create makes the storage durably before the record commits; a
+// delete marks the record, removes the storage, then drops the record.
+// Open finishes or undoes whatever a crash interrupted: storage without
+// a record goes, deletions in progress complete.
 package volumes
 
 import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,9 +34,7 @@ var (
 
 const (
 	// Bucket holds the volumes' records.
-	Bucket    = "volumes"
-	fileDir   = "volumes"
-	tmpSuffix = ".tmp"
+	Bucket = "volumes"
 	// SlotsPerShelf is how many slots of a shelf volumes use (255 is
 	// the broadcast slot).
 	SlotsPerShelf = 255
@@ -70,10 +66,24 @@ func (v Volume) Sectors() uint64 { return uint64(v.SizeGiB) << 21 }
 
 var idRE = regexp.MustCompile(`^vol-[0-9a-f]{8,17}$`)
 
+// Backend keeps the volumes' storage.
+type Backend interface {
+	// Make creates the storage of volume id, size bytes of zeros,
+	// durably, replacing any left of an interrupted Make.
+	Make(id string, size int64) error
+	// Remove deletes a volume's storage; one not there is no error.
+	Remove(id string) error
+	// Path is what ebs opens to serve a volume.
+	Path(id string) string
+	// Clean removes the storage of every volume keep does not name, and
+	// reports one keep names that is missing.
+	Clean(keep map[string]bool) error
+}
+
 // Store is the volumes of one ebs.
 type Store struct {
 	db    *store.DB
-	dir   string // holds the volume files
+	back  Backend
 	shelf uint16 // first shelf
 	// shelves is how many shelves from shelf the store may use.
 	shelves int
@@ -81,22 +91,18 @@ type Store struct {
 	mu sync.Mutex // serializes changes
 }
 
-// Open opens the store over db, with files under dataDir/volumes, and
-// recovers from an interrupted create or delete. Volumes take AoE
-// addresses from shelf (and the shelves after it, shelves in all).
-func Open(db *store.DB, dataDir string, shelf uint16, shelves int) (*Store, error) {
-	s := &Store{db: db, dir: filepath.Join(dataDir, fileDir), shelf: shelf, shelves: max(shelves, 1)}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("volumes dir: %w", err)
-	}
+// Open opens the store over db, with storage in back, and recovers from
+// an interrupted create or delete. Volumes take AoE addresses from shelf
+// (and the shelves after it, shelves in all).
+func Open(db *store.DB, back Backend, shelf uint16, shelves int) (*Store, error) {
+	s := &Store{db: db, back: back, shelf: shelf, shelves: max(shelves, 1)}
 	return s, s.recover()
 }
 
-// Path is the file of volume id.
-func (s *Store) Path(id string) string { return filepath.Join(s.dir, id+".img") }
+// Path is what ebs opens to serve volume id.
+func (s *Store) Path(id string) string { return s.back.Path(id) }
 
-// recover completes deletions, and removes temporary files and files no
-// record names.
+// recover completes deletions, and removes the storage no record names.
 func (s *Store) recover() error {
 	all, err := s.List()
 	if err != nil {
@@ -110,23 +116,9 @@ func (s *Store) recover() error {
 			}
 			continue
 		}
-		known[filepath.Base(s.Path(v.ID))] = true
-		if _, err := os.Stat(s.Path(v.ID)); err != nil {
-			return fmt.Errorf("volume %s: its file: %w", v.ID, err)
-		}
+		known[v.ID] = true
 	}
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !known[e.Name()] {
-			if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return s.back.Clean(known)
 }
 
 // Get returns a volume.
@@ -196,51 +188,15 @@ func (s *Store) Create(id string, sizeGiB int, snap string, fill []byte, now tim
 	if !found {
 		return Volume{}, fmt.Errorf("%w: all %d shelves from %d are taken", ErrFull, s.shelves, s.shelf)
 	}
-	if err := s.makeFile(id, int64(v.Sectors())*512); err != nil {
+	if err := s.back.Make(id, int64(v.Sectors())*512); err != nil {
 		return Volume{}, err
 	}
 	err = s.db.Commit(func(tx *store.Tx) error { return tx.Put(Bucket, []byte(id), v) })
 	if err != nil {
-		os.Remove(s.Path(id))
+		s.back.Remove(id)
 		return Volume{}, err
 	}
 	return v, nil
-}
-
-// makeFile creates the sparse file of a volume, durably, under its name.
-func (s *Store) makeFile(id string, size int64) error {
-	tmp := s.Path(id) + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("volume file: %w", err)
-	}
-	err = f.Truncate(size)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.Path(id))
-	}
-	if err == nil {
-		err = syncDir(s.dir)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("volume file: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Delete removes a volume and its file; an attached volume is
@@ -267,8 +223,8 @@ func (s *Store) Delete(id string, remove func(Volume)) error {
 }
 
 func (s *Store) finishDelete(id string) error {
-	if err := os.Remove(s.Path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("volume %s: remove its file: %w", id, err)
+	if err := s.back.Remove(id); err != nil {
+		return fmt.Errorf("volume %s: %w", id, err)
 	}
 	return s.db.Commit(func(tx *store.Tx) error { return tx.Delete(Bucket, []byte(id)) })
 }

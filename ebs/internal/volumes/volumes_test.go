@@ -16,7 +16,11 @@ func openStore(t *testing.T, dir string, shelves int) (*Store, *store.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(db, dir, 3, shelves)
+	back, err := NewFiles(filepath.Join(dir, "volumes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(db, back, 3, shelves)
 	if err != nil {
 		db.Close()
 		t.Fatal(err)
@@ -116,7 +120,7 @@ func TestRecover(t *testing.T) {
 
 	s, db = openStore(t, dir, 1)
 	defer db.Close()
-	entries, _ := os.ReadDir(filepath.Join(dir, fileDir))
+	entries, _ := os.ReadDir(filepath.Join(dir, "volumes"))
 	if len(entries) != 1 || entries[0].Name() != "vol-0000000a.img" {
 		var names []string
 		for _, e := range entries {
