@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Measures EBS snapshots on ebs and walrus started from this tree
+# (test/e2e's TestBenchSnapshots): first, unchanged and partly changed
+# snapshots of a volume and a volume filled from one, next to reading and
+# hashing the volume's data in the same run. Prints a Markdown table for
+# docs/benchmarks.md. Needs root (ebs serves AoE on a veth pair).
+#   bench/snapshots.sh [OUT.md]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-$(mktemp)}
+: >"$out"
+KOALA_BENCH=1 BENCH_OUT=$(realpath "$out") go test -count=1 -tags e2e -timeout 30m \
+  -run 'TestBenchSnapshots' ./test/e2e/ >/dev/null
+cat "$out"
