@@ -42,6 +42,9 @@ type Dev struct {
 	// io is held shared by writes and exclusively by Freeze, so that a
 	// freeze falls between writes.
 	io sync.RWMutex
+	// syncMu orders Syncs, so that an older record of the filled chunks
+	// never lands after a newer one.
+	syncMu sync.Mutex
 
 	mu      sync.Mutex // guards what follows
 	src     Source     // nil when every chunk is filled
@@ -123,6 +126,8 @@ func (d *Dev) WriteAt(p []byte, off int64) (int, error) {
 // Sync makes every write before it durable, and then the record of
 // which chunks are filled.
 func (d *Dev) Sync() error {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
 	d.mu.Lock()
 	bits, log, dirty := append([]byte(nil), d.filled...), d.log, d.dirty
 	complete := d.src == nil

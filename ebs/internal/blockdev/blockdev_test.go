@@ -175,3 +175,50 @@ func TestFrozenViewOfAFillingDevice(t *testing.T) {
 		t.Fatalf("frozen chunk 2 reads %v, %v; want the snapshot's 3", buf[0], err)
 	}
 }
+
+func TestEachChunk(t *testing.T) {
+	var seen [100]atomic.Int32
+	if err := EachChunk(context.Background(), 100, 4, func(_ context.Context, i int64) error {
+		seen[i].Add(1)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range seen {
+		if n := seen[i].Load(); n != 1 {
+			t.Fatalf("chunk %d seen %d times", i, n)
+		}
+	}
+	var calls atomic.Int32
+	err := EachChunk(context.Background(), 1000, 4, func(_ context.Context, i int64) error {
+		calls.Add(1)
+		if i == 10 {
+			return os.ErrInvalid
+		}
+		return nil
+	})
+	if err != os.ErrInvalid || calls.Load() > 200 {
+		t.Fatalf("after an error: %v, %d calls", err, calls.Load())
+	}
+}
+
+// TestConcurrentSyncsRecordTheLatestFill: Syncs racing with fills must
+// never leave an older record of the filled chunks last (a restart
+// would then fill again over flushed writes).
+func TestConcurrentSyncsRecordTheLatestFill(t *testing.T) {
+	for range 20 {
+		d := newDev(t, 64)
+		log := &fillLog{}
+		d.FillFrom(&pattern{}, nil, log)
+		EachChunk(context.Background(), 64, 8, func(ctx context.Context, i int64) error {
+			if err := d.FillChunk(ctx, i); err != nil {
+				return err
+			}
+			return d.Sync()
+		})
+		d.Sync()
+		if !log.complete {
+			t.Fatalf("after every chunk filled and synced, the record says incomplete: %08b", log.bits)
+		}
+	}
+}

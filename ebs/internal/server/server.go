@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/koala-cloud/koala/ebs/internal/blockdev"
@@ -197,32 +198,46 @@ func (l fillLog) SaveFill(bits []byte, complete bool) error {
 	return l.vols.SaveFill(l.id, bits, complete)
 }
 
-// fillBatch is how many chunks the filler reads between syncs.
-const fillBatch = 64
+// fillBatch is how many chunks the filler reads between syncs, and
+// fillWorkers how many at once.
+const (
+	fillBatch   = 64
+	fillWorkers = 4
+)
 
 // fill reads every chunk of a volume from its snapshot that nothing has
-// read yet, syncing as it goes, until the volume is whole or ctx ends.
+// read yet, syncing as it goes, until the volume is whole or ctx ends; a
+// chunk that cannot be read is tried again.
 func (s *Server) fill(ctx context.Context, id string, dev *blockdev.Dev) {
 	start := time.Now()
-	for i := int64(0); i < dev.Chunks() && ctx.Err() == nil; {
-		if err := dev.FillChunk(ctx, i); err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("volume fill: retrying", "volume_id", id, "chunk", i, "err", err)
-				select {
-				case <-ctx.Done():
-				case <-time.After(5 * time.Second):
-				}
+	var filled atomic.Int64
+	_ = blockdev.EachChunk(ctx, dev.Chunks(), fillWorkers, func(ctx context.Context, i int64) error {
+		for {
+			err := dev.FillChunk(ctx, i)
+			if err == nil {
+				break
 			}
-			continue
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Warn("volume fill: retrying", "volume_id", id, "chunk", i, "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Second):
+			}
 		}
-		i++
-		if i%fillBatch == 0 || i == dev.Chunks() {
+		if n := filled.Add(1); n%fillBatch == 0 || n == dev.Chunks() {
 			if err := dev.Sync(); err != nil && ctx.Err() == nil {
 				s.log.Warn("volume fill: sync", "volume_id", id, "err", err)
 			}
 		}
-	}
+		return nil
+	})
 	if ctx.Err() == nil {
+		if err := dev.Sync(); err != nil {
+			s.log.Warn("volume fill: sync", "volume_id", id, "err", err)
+		}
 		s.log.Info("volume filled from its snapshot", "volume_id", id, "seconds", time.Since(start).Seconds())
 	}
 }

@@ -241,33 +241,51 @@ func (m *Maker) run(ctx context.Context, id string, fr *blockdev.Frozen, chunks,
 	m.mu.Unlock()
 }
 
+// workers is how many chunks a snapshot reads, hashes and stores at
+// once: walrus syncs each new chunk, and the syncs overlap.
+const workers = 4
+
 // copy stores every chunk of the view walrus lacks and returns the
 // manifest; j's progress follows.
 func (m *Maker) copy(ctx context.Context, fr *blockdev.Frozen, j *api.SnapshotJob, chunks, chunkSize int64) (api.SnapshotManifest, error) {
 	out := api.SnapshotManifest{ID: j.ID, VolumeID: j.VolumeID, SizeGiB: j.SizeGiB, ChunkSize: chunkSize, Chunks: []api.SnapshotChunk{}}
-	buf, zero := make([]byte, chunkSize), make([]byte, chunkSize)
-	for i := range chunks {
+	sums := make([]string, chunks) // "" for a chunk of zeros
+	zero := make([]byte, chunkSize)
+	bufs := sync.Pool{New: func() any { return make([]byte, chunkSize) }}
+	var done int64
+	err := blockdev.EachChunk(ctx, chunks, workers, func(ctx context.Context, i int64) error {
+		buf := bufs.Get().([]byte)
+		defer bufs.Put(buf)
 		n, err := fr.ReadChunk(ctx, i, buf)
 		if err != nil {
-			return out, fmt.Errorf("read chunk %d: %w", i, err)
+			return fmt.Errorf("read chunk %d: %w", i, err)
 		}
+		stored := false
 		if !bytes.Equal(buf[:n], zero[:n]) {
 			sum := sha256.Sum256(buf[:n])
-			h := hex.EncodeToString(sum[:])
-			stored, err := m.store(ctx, h, buf[:n])
-			if err != nil {
-				return out, fmt.Errorf("chunk %d: %w", i, err)
+			sums[i] = hex.EncodeToString(sum[:])
+			if stored, err = m.store(ctx, sums[i], buf[:n]); err != nil {
+				return fmt.Errorf("chunk %d: %w", i, err)
 			}
-			if stored {
-				j.ChunksStored++
-				j.BytesStored += int64(n)
-			}
-			out.Chunks = append(out.Chunks, api.SnapshotChunk{Index: i, SHA256: h})
 		}
-		j.Progress = int((i + 1) * 99 / chunks)
 		m.mu.Lock()
+		defer m.mu.Unlock()
+		if stored {
+			j.ChunksStored++
+			j.BytesStored += int64(n)
+		}
+		done++
+		j.Progress = int(done * 99 / chunks)
 		*m.running[j.ID] = *j
-		m.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	for i, h := range sums {
+		if h != "" {
+			out.Chunks = append(out.Chunks, api.SnapshotChunk{Index: int64(i), SHA256: h})
+		}
 	}
 	return out, nil
 }
