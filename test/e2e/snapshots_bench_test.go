@@ -28,7 +28,7 @@ func TestBenchSnapshots(t *testing.T) {
 	st := startEBS(t)
 	ctx := context.Background()
 	const dataMiB = 256
-	v, err := st.client.CreateVolume(ctx, "vol-0be0c0000000000001", api.VolumeRequest{SizeGiB: 1})
+	v, err := st.client.CreateVolume(ctx, "vol-0be0c000000000001", api.VolumeRequest{SizeGiB: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,22 +60,28 @@ func TestBenchSnapshots(t *testing.T) {
 	}
 	fill(0, dataMiB)
 
-	// Baseline: read the volume's 1 GiB file and hash what is not zero.
-	start := time.Now()
-	f, err := os.Open(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Baseline: read the volume's 1 GiB file and hash what is not zero,
+	// once to bring it all into the page cache (reading a hole there
+	// costs fresh pages on this VM, as the first snapshot would pay),
+	// then timed.
 	buf := make([]byte, 1<<20)
-	for off := int64(0); off < 1<<30; off += 1 << 20 {
-		if _, err := f.ReadAt(buf, off); err != nil {
+	var start time.Time
+	for pass := range 2 {
+		start = time.Now()
+		f, err := os.Open(file)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if off < dataMiB<<20 {
-			sha256.Sum256(buf)
+		for off := int64(0); off < 1<<30; off += 1 << 20 {
+			if _, err := f.ReadAt(buf, off); err != nil {
+				t.Fatal(err)
+			}
+			if off < dataMiB<<20 && pass == 1 {
+				sha256.Sum256(buf)
+			}
 		}
+		f.Close()
 	}
-	f.Close()
 	raw := time.Since(start)
 
 	snap := func(id string) (time.Duration, api.SnapshotJob) {
@@ -94,18 +100,18 @@ func TestBenchSnapshots(t *testing.T) {
 	row := func(what string, d time.Duration, j api.SnapshotJob) string {
 		return fmt.Sprintf("| %s | %.2f s | %s | %d (%d MiB) |", what, d.Seconds(), rate(dataMiB, d), j.ChunksStored, j.BytesStored>>20)
 	}
-	rows := []string{fmt.Sprintf("| baseline: read the 1 GiB file, SHA-256 of its %d MiB of data (test process, one thread) | %.2f s | %s | — |",
+	rows := []string{fmt.Sprintf("| baseline: read the 1 GiB file (in the page cache), SHA-256 of its %d MiB of data (test process, one thread) | %.2f s | %s | — |",
 		dataMiB, raw.Seconds(), rate(dataMiB, raw))}
-	d, j := snap("snap-0be0c0000000000001")
+	d, j := snap("snap-0be0c000000000001")
 	rows = append(rows, row("first snapshot: every chunk stored in walrus", d, j))
-	d, j = snap("snap-0be0c0000000000002")
+	d, j = snap("snap-0be0c000000000002")
 	rows = append(rows, row("second snapshot, nothing changed", d, j))
 	fill(64, 16)
-	d, j = snap("snap-0be0c0000000000003")
+	d, j = snap("snap-0be0c000000000003")
 	rows = append(rows, row("third snapshot, 16 MiB changed", d, j))
 
 	start = time.Now()
-	w, err := st.client.CreateVolume(ctx, "vol-0be0c0000000000002", api.VolumeRequest{SizeGiB: 1, SnapshotID: "snap-0be0c0000000000001"})
+	w, err := st.client.CreateVolume(ctx, "vol-0be0c000000000002", api.VolumeRequest{SizeGiB: 1, SnapshotID: "snap-0be0c000000000001"})
 	for err == nil && !w.Filled {
 		time.Sleep(5 * time.Millisecond)
 		w, err = st.client.GetVolume(ctx, w.ID)
