@@ -94,7 +94,7 @@ func adminCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "cloudctl:", err)
 		return 1
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := server.Find(*cfgPath)
 	if err != nil {
 		return fail(err)
 	}

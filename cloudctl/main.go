@@ -20,7 +20,6 @@ import (
 	"syscall"
 
 	"github.com/koala-cloud/koala/cloudctl/internal/server"
-	"github.com/koala-cloud/koala/pkg/config"
 	"github.com/koala-cloud/koala/pkg/daemon"
 )
 
@@ -80,19 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// loadConfig reads the configuration named by -config, $CLOUDCTL_CONFIG or
-// var/cloudctl/config.json when it exists, or returns the defaults.
-func loadConfig(given string) (server.Config, error) {
-	path := config.Path(given, "CLOUDCTL_CONFIG", "var/cloudctl/config.json")
-	if path == "" {
-		return server.Defaults(), nil
-	}
-	return server.Load(path)
-}
-
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	return daemon.ServeCommand[server.Config, *server.Server]{
-		Name: "cloudctl", Load: loadConfig, New: server.New,
+		Name: "cloudctl", Load: server.Find, New: server.New,
 		Level: func(c server.Config) string { return c.LogLevel },
 	}.Run(ctx, args, stderr)
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/koala-cloud/koala/clusterctl/internal/admin"
 	"github.com/koala-cloud/koala/clusterctl/internal/server"
-	"github.com/koala-cloud/koala/pkg/config"
 	"github.com/koala-cloud/koala/pkg/daemon"
 )
 
@@ -55,19 +54,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// loadConfig reads the configuration named by -config, $CLUSTERCTL_CONFIG
-// or var/clusterctl/config.json when it exists, or returns the defaults.
-func loadConfig(given string) (server.Config, error) {
-	path := config.Path(given, "CLUSTERCTL_CONFIG", "var/clusterctl/config.json")
-	if path == "" {
-		return server.Defaults(), nil
-	}
-	return server.Load(path)
-}
-
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	return daemon.ServeCommand[server.Config, *server.Server]{
-		Name: "clusterctl", Load: loadConfig, New: server.New,
+		Name: "clusterctl", Load: server.Find, New: server.New,
 		Level: func(c server.Config) string { return c.LogLevel },
 		Overrides: []daemon.Override[server.Config]{
 			daemon.ListenOverride(func(c *server.Config) *string { return &c.Listen }),
@@ -115,7 +104,7 @@ func nodeCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "clusterctl:", err)
 		return 1
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := server.Find(*cfgPath)
 	if err != nil {
 		return fail(err)
 	}

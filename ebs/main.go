@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/koala-cloud/koala/ebs/internal/server"
-	"github.com/koala-cloud/koala/pkg/config"
 	"github.com/koala-cloud/koala/pkg/daemon"
 )
 
@@ -34,7 +33,7 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if len(args) >= 1 && args[0] == "serve" {
 		return daemon.ServeCommand[server.Config, *server.Server]{
-			Name: "ebs", Load: loadConfig, New: server.New,
+			Name: "ebs", Load: server.Find, New: server.New,
 			Level: func(c server.Config) string { return c.LogLevel },
 			Overrides: []daemon.Override[server.Config]{
 				daemon.ListenOverride(func(c *server.Config) *string { return &c.Listen }),
@@ -43,14 +42,4 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	fmt.Fprint(stderr, usage)
 	return 2
-}
-
-// loadConfig reads the configuration named by -config, $EBS_CONFIG or
-// var/ebs/config.json when it exists, or returns the defaults.
-func loadConfig(given string) (server.Config, error) {
-	path := config.Path(given, "EBS_CONFIG", "var/ebs/config.json")
-	if path == "" {
-		return server.Defaults(), nil
-	}
-	return server.Load(path)
 }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/koala-cloud/koala/nodectl/internal/server"
-	"github.com/koala-cloud/koala/pkg/config"
 	"github.com/koala-cloud/koala/pkg/daemon"
 )
 
@@ -38,19 +37,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// loadConfig reads the configuration named by -config, $NODECTL_CONFIG or
-// var/nodectl/config.json when it exists, or returns the defaults.
-func loadConfig(given string) (server.Config, error) {
-	path := config.Path(given, "NODECTL_CONFIG", "var/nodectl/config.json")
-	if path == "" {
-		return server.Defaults(), nil
-	}
-	return server.Load(path)
-}
-
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	return daemon.ServeCommand[server.Config, *server.Server]{
-		Name: "nodectl", Load: loadConfig, New: server.New, Usage: usage,
+		Name: "nodectl", Load: server.Find, New: server.New, Usage: usage,
 		Level: func(c server.Config) string { return c.LogLevel },
 		Overrides: []daemon.Override[server.Config]{
 			daemon.ListenOverride(func(c *server.Config) *string { return &c.Listen }),

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/koala-cloud/koala/pkg/config"
 	"github.com/koala-cloud/koala/pkg/daemon"
 	"github.com/koala-cloud/koala/walrus/internal/accounts"
 	"github.com/koala-cloud/koala/walrus/internal/server"
@@ -45,19 +44,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// loadConfig reads the configuration named by -config, $WALRUS_CONFIG or
-// var/walrus/config.json when it exists, or returns the defaults.
-func loadConfig(given string) (server.Config, error) {
-	path := config.Path(given, "WALRUS_CONFIG", "var/walrus/config.json")
-	if path == "" {
-		return server.Defaults(), nil
-	}
-	return server.Load(path)
-}
-
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	return daemon.ServeCommand[server.Config, *server.Server]{
-		Name: "walrus", Load: loadConfig, New: server.New,
+		Name: "walrus", Load: server.Find, New: server.New,
 		Level: func(c server.Config) string { return c.LogLevel },
 		Overrides: []daemon.Override[server.Config]{
 			daemon.ListenOverride(func(c *server.Config) *string { return &c.Listen }),
@@ -81,7 +70,7 @@ func createAccount(args []string, stdout, stderr io.Writer) int {
 	if err := fl.Parse(args[1:]); err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := server.Find(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "walrus:", err)
 		return 1

@@ -58,3 +58,15 @@ func Path(given, env, def string) string {
 	}
 	return ""
 }
+
+// Find reads a daemon's configuration: the file Path picks, over
+// defaults(); the defaults alone when there is none.
+func Find[C any](given, env, def string, defaults func() C) (C, error) {
+	cfg := defaults()
+	path := Path(given, env, def)
+	if path == "" {
+		return cfg, nil
+	}
+	err := Load(path, &cfg)
+	return cfg, err
+}

@@ -74,11 +74,10 @@ func Defaults() Config {
 	}
 }
 
-// Load reads a JSON configuration file over the defaults.
-func Load(path string) (Config, error) {
-	cfg := Defaults()
-	err := config.Load(path, &cfg)
-	return cfg, err
+// Find reads the configuration named by -config (given), $CLOUDCTL_CONFIG
+// or var/cloudctl/config.json when it exists, over the defaults.
+func Find(given string) (Config, error) {
+	return config.Find(given, "CLOUDCTL_CONFIG", "var/cloudctl/config.json", Defaults)
 }
 
 // Validate reports what is wrong with c.

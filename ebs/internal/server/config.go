@@ -47,11 +47,10 @@ func Defaults() Config {
 	return Config{Listen: "127.0.0.1:8777", DataDir: "var/ebs", Shelf: 1, Shelves: 1, Workers: 8, LogLevel: "info"}
 }
 
-// Load reads a JSON configuration file over the defaults.
-func Load(path string) (Config, error) {
-	cfg := Defaults()
-	err := config.Load(path, &cfg)
-	return cfg, err
+// Find reads the configuration named by -config (given), $EBS_CONFIG
+// or var/ebs/config.json when it exists, over the defaults.
+func Find(given string) (Config, error) {
+	return config.Find(given, "EBS_CONFIG", "var/ebs/config.json", Defaults)
 }
 
 // Validate reports what is wrong with c for serving.

@@ -483,7 +483,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Load(path)
+	c, err := Find(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +494,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"nmae": "x"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(path); err == nil {
+	if _, err := Find(path); err == nil {
 		t.Error("a misspelt field loaded")
 	}
 }

@@ -69,11 +69,10 @@ func Defaults() Config {
 	}
 }
 
-// Load reads a JSON configuration file over the defaults.
-func Load(path string) (Config, error) {
-	cfg := Defaults()
-	err := config.Load(path, &cfg)
-	return cfg, err
+// Find reads the configuration named by -config (given), $WALRUS_CONFIG
+// or var/walrus/config.json when it exists, over the defaults.
+func Find(given string) (Config, error) {
+	return config.Find(given, "WALRUS_CONFIG", "var/walrus/config.json", Defaults)
 }
 
 // Validate reports what is wrong with c.
