@@ -386,23 +386,32 @@ func requirePlace(s string) (Place, error) {
 	return p, nil
 }
 
+// bundleArgs parses the arguments of a verb on a bundle in a bucket into
+// the flags bucket and manifest point at, checks them (no positional
+// ones, -b and -m set; manifestForm names -m's value in the message) and
+// returns the bundle's place and a client.
+func (c *cli) bundleArgs(args []string, bucket, manifest *string, manifestForm string) (Place, *Client, error) {
+	if err := c.noPositional(args); err != nil {
+		return Place{}, nil, err
+	}
+	place, err := requirePlace(*bucket)
+	if err != nil {
+		return Place{}, nil, err
+	}
+	if *manifest == "" {
+		return Place{}, nil, usagef("no manifest: pass -m %s", manifestForm)
+	}
+	cl, err := c.client()
+	return place, cl, err
+}
+
 func (c *cli) uploadBundle(args []string) error {
 	fl := c.flags("-b BUCKET[/PREFIX] -m MANIFEST [flags]")
 	var bucket, manifest string
 	placeFlag(fl, &bucket)
 	manifestFlag(fl, &manifest, "the manifest file; its parts are beside it")
 	c.connFlags(fl)
-	if err := c.noPositional(args); err != nil {
-		return err
-	}
-	place, err := requirePlace(bucket)
-	if err != nil {
-		return err
-	}
-	if manifest == "" {
-		return usagef("no manifest: pass -m MANIFEST")
-	}
-	cl, err := c.client()
+	place, cl, err := c.bundleArgs(args, &bucket, &manifest, "MANIFEST")
 	if err != nil {
 		return err
 	}
@@ -464,17 +473,7 @@ func (c *cli) downloadBundle(args []string) error {
 	fl.StringVar(&dir, "d", "", "directory to download into (default: a new temporary directory)")
 	fl.StringVar(&dir, "directory", "", "same as -d")
 	c.connFlags(fl)
-	if err := c.noPositional(args); err != nil {
-		return err
-	}
-	place, err := requirePlace(bucket)
-	if err != nil {
-		return err
-	}
-	if manifest == "" {
-		return usagef("no manifest: pass -m NAME.manifest.xml")
-	}
-	cl, err := c.client()
+	place, cl, err := c.bundleArgs(args, &bucket, &manifest, "NAME.manifest.xml")
 	if err != nil {
 		return err
 	}
@@ -536,17 +535,7 @@ func (c *cli) deleteBundle(args []string) error {
 	manifestFlag(fl, &manifest, "the manifest's name under the prefix (or a local copy of it)")
 	fl.BoolVar(&clear, "clear", false, "delete the bucket too if it is empty afterwards")
 	c.connFlags(fl)
-	if err := c.noPositional(args); err != nil {
-		return err
-	}
-	place, err := requirePlace(bucket)
-	if err != nil {
-		return err
-	}
-	if manifest == "" {
-		return usagef("no manifest: pass -m NAME.manifest.xml")
-	}
-	cl, err := c.client()
+	place, cl, err := c.bundleArgs(args, &bucket, &manifest, "NAME.manifest.xml")
 	if err != nil {
 		return err
 	}
