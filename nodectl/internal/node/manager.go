@@ -632,7 +632,7 @@ func (m *Manager) check(ctx context.Context) {
 	for _, d := range domains {
 		seen[d.Name] = d.State
 	}
-	var orphans []string
+	var orphans, paused []string
 	var lookups []*instance
 	m.mu.Lock()
 	for _, d := range domains {
@@ -653,6 +653,10 @@ func (m *Manager) check(ctx context.Context) {
 			delete(m.insts, id)
 			_ = os.RemoveAll(m.dir(id))
 			m.notify()
+		case r.State == api.Running && r.Desired == api.Running && seen[id] == hypervisor.Paused:
+			// Never paused by us: a start cut short (nodectl killed in it)
+			// can leave it so. Start resumes it.
+			paused = append(paused, id)
 		case r.State == api.Running && r.Desired == api.Running && seen[id] != hypervisor.Running && r.Since.Before(listed):
 			// (An instance that became running after the listing is not
 			// in it yet.)
@@ -675,6 +679,12 @@ func (m *Manager) check(ctx context.Context) {
 	if _, ok := m.drv.(Ifacer); ok {
 		for _, in := range lookups {
 			m.lookupIface(ctx, in)
+		}
+	}
+	for _, id := range paused {
+		m.log.Warn("instance's domain is paused: resuming it", "instance_id", id)
+		if err := m.drv.Start(ctx, id); err != nil {
+			m.log.Warn("resuming a paused domain", "instance_id", id, "err", err)
 		}
 	}
 	for _, name := range orphans {

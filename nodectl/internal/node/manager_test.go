@@ -260,6 +260,32 @@ func TestGuestShutdownTerminates(t *testing.T) {
 	}
 }
 
+// A domain found paused (a start cut short by a kill of nodectl can
+// leave qemu so) is resumed, not taken for a guest that shut down.
+func TestPausedDomainIsResumed(t *testing.T) {
+	r := newRig(t)
+	s := spec()
+	r.launch(s)
+	r.wait(s.ID, api.Running)
+	r.hv.Pause(s.ID)
+	for {
+		info, err := r.domain(s.ID)
+		if err == nil && info.State == hypervisor.Running {
+			break
+		}
+		if st := r.status(s.ID); st.State != api.Running {
+			t.Fatalf("a paused domain's instance went %s (%+v)", st.State, st.Reason)
+		}
+		if dl, ok := t.Deadline(); ok && time.Until(dl) < time.Second {
+			t.Fatal("the paused domain was never resumed")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if st := r.status(s.ID); st.State != api.Running || r.hv.Boots(s.ID) != 1 {
+		t.Fatalf("after a pause: %s, %d boots; want running, resumed (1 boot)", st.State, r.hv.Boots(s.ID))
+	}
+}
+
 func TestRestartAdoptsAndCleans(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()

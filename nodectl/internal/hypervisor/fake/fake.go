@@ -69,6 +69,15 @@ func (h *Hypervisor) Crash(name string) {
 	}
 }
 
+// Pause pauses a running domain, as a start cut short can leave one.
+func (h *Hypervisor) Pause(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d := h.domains[name]; d != nil && d.state == hypervisor.Running {
+		d.state = hypervisor.Paused
+	}
+}
+
 // Driver is one owner's view of a Hypervisor.
 type Driver struct {
 	h     *Hypervisor
@@ -131,6 +140,11 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 	if err != nil || dom.state == hypervisor.Running {
 		d.h.mu.Unlock()
 		return err
+	}
+	if dom.state == hypervisor.Paused { // resumed, as libvirt's driver does
+		dom.state = hypervisor.Running
+		d.h.mu.Unlock()
+		return nil
 	}
 	dom.state = hypervisor.Running
 	dom.boots++

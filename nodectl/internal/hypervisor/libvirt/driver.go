@@ -289,7 +289,7 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 			return opError("start", name, err)
 		}
 		if active {
-			return nil
+			return d.unpause(ctx, dom, name)
 		}
 		if err := dom.Create(); err != nil {
 			if errors.Is(err, libvirt.ERR_OPERATION_INVALID) {
@@ -303,6 +303,35 @@ func (d *Driver) Start(ctx context.Context, name string) error {
 		d.log.Debug("domain started", "domain", name)
 		return nil
 	})
+}
+
+// unpause resumes a domain left paused: nodectl never pauses one, but a
+// start its client did not see through (nodectl killed in the middle)
+// can leave qemu paused. A start still in progress gets a moment to end.
+func (d *Driver) unpause(ctx context.Context, dom *libvirt.Domain, name string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		state, _, err := dom.GetState()
+		if err != nil {
+			return opError("start", name, err)
+		}
+		if state != libvirt.DOMAIN_PAUSED {
+			return nil
+		}
+		err = dom.Resume()
+		if err == nil {
+			d.log.Info("resumed a paused domain", "domain", name)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return opError("start (resume)", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Stop presses the guest's ACPI power button, waits up to grace for it

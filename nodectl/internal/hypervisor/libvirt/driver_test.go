@@ -284,6 +284,23 @@ func TestConformance(t *testing.T) {
 		}
 	})
 
+	// A start cut short (nodectl killed in it) can leave qemu paused:
+	// Start resumes it.
+	t.Run("start resumes a paused domain", func(t *testing.T) {
+		if out, err := exec.Command("virsh", "-c", "qemu:///system", "suspend", d.Name).CombinedOutput(); err != nil {
+			t.Fatalf("virsh suspend: %v: %s", err, out)
+		}
+		if info, err := a.Inspect(ctx, d.Name); err != nil || info.State != hypervisor.Paused {
+			t.Fatalf("after suspend: %+v %v", info, err)
+		}
+		if err := a.Start(ctx, d.Name); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		if info, err := a.Inspect(ctx, d.Name); err != nil || info.State != hypervisor.Running {
+			t.Fatalf("after Start: %+v %v", info, err)
+		}
+	})
+
 	t.Run("stop asks the guest first", func(t *testing.T) {
 		start := time.Now()
 		if err := a.Stop(ctx, d.Name, time.Minute); err != nil {
