@@ -27,7 +27,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -282,7 +281,9 @@ func cloudctlTool(t *testing.T, env []string, args ...string) string {
 }
 
 // cloudctlToolRSS is cloudctlTool that also returns the command's peak
-// resident memory in bytes.
+// resident memory in bytes: the high-water mark of its own address space
+// (VmHWM), sampled while it runs. Not rusage's maxrss: that counts the
+// test process's resident pages too, which the child shares until exec.
 func cloudctlToolRSS(t *testing.T, env []string, args ...string) (string, int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
@@ -292,16 +293,49 @@ func cloudctlToolRSS(t *testing.T, env []string, args ...string) (string, int64)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
 	var rss int64
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss << 10 // KiB on Linux
+	if err == nil {
+		done := make(chan struct{})
+		sampled := make(chan int64)
+		go func() { sampled <- sampleHWM(cmd.Process.Pid, "cloudctl", done) }()
+		err = cmd.Wait()
+		close(done)
+		rss = <-sampled
 	}
 	t.Logf("cloudctl %s (%s, peak RSS %d MiB):\n%s", args[0], time.Since(start).Round(time.Millisecond), rss>>20, stderr.String())
 	if err != nil {
 		t.Fatalf("cloudctl %s: %v\n--- stdout:\n%s", strings.Join(args, " "), err, stdout.String())
 	}
 	return strings.TrimSpace(stdout.String()), rss
+}
+
+// sampleHWM reads the peak resident size (VmHWM, bytes) of process pid
+// every 10 ms, once it runs the program named comm, until done; it
+// returns the last reading.
+func sampleHWM(pid int, comm string, done <-chan struct{}) int64 {
+	var last int64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(c)) == comm {
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+				for _, line := range strings.Split(string(st), "\n") {
+					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						var kib int64
+						if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err == nil {
+							last = max(last, kib<<10)
+						}
+					}
+				}
+			}
+		}
+		select {
+		case <-done:
+			return last
+		case <-tick.C:
+		}
+	}
 }
 
 // TestCloudctlImages drives the image bundle tools and RegisterImage
