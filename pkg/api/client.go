@@ -235,23 +235,9 @@ func NewClient(url string, c Credentials, timeout time.Duration) *Client {
 
 // Image streams the decrypted image of a registered bundle from walrus.
 func (c *Client) Image(ctx context.Context, location, digest string) (io.ReadCloser, int64, error) {
-	u := strings.TrimSuffix(c.BaseURL, "/") + PathImages + "?" + url.Values{"location": {location}, "digest": {digest}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	if err := sigv4.Sign(req, c.AccessKeyID, c.Secret, c.region(), InternalService, "", time.Now()); err != nil {
-		return nil, 0, err
-	}
-	res, err := c.httpClient().Do(req)
+	res, err := c.raw(ctx, http.MethodGet, PathImages+"?"+url.Values{"location": {location}, "digest": {digest}}.Encode(), nil, "")
 	if err != nil {
 		return nil, 0, fmt.Errorf("image %s: %w", location, err)
-	}
-	if res.StatusCode != http.StatusOK {
-		defer res.Body.Close()
-		var e Error
-		_ = json.NewDecoder(io.LimitReader(res.Body, 1<<16)).Decode(&e)
-		return nil, 0, &CallError{Status: res.StatusCode, Code: e.Code, Message: e.Message}
 	}
 	return res.Body, res.ContentLength, nil
 }

@@ -185,7 +185,9 @@ func (c *Client) raw(ctx context.Context, method, path string, body []byte, payl
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/octet-stream")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
 	if err := sigv4.Sign(req, c.AccessKeyID, c.Secret, c.region(), InternalService, payloadHash, time.Now()); err != nil {
 		return nil, err
 	}
