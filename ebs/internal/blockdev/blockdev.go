@@ -50,6 +50,7 @@ type Dev struct {
 	src     Source     // nil when every chunk is filled
 	log     FillLog
 	filled  []byte                  // bit per chunk
+	missing int64                   // chunks whose bit is clear
 	filling map[int64]chan struct{} // chunks being read from src
 	dirty   bool                    // filled changed since the last save
 	frozen  *Frozen
@@ -77,7 +78,13 @@ func (d *Dev) FillFrom(src Source, filled []byte, log FillLog) {
 	d.filled = make([]byte, (d.Chunks()+7)/8)
 	copy(d.filled, filled)
 	d.src, d.log = src, log
-	if d.complete() {
+	d.missing = 0
+	for i := range d.Chunks() {
+		if d.filled[i/8]&(1<<(i%8)) == 0 {
+			d.missing++
+		}
+	}
+	if d.missing == 0 {
 		d.src = nil
 	}
 }
@@ -87,15 +94,6 @@ func (d *Dev) Filling() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.src != nil
-}
-
-func (d *Dev) complete() bool {
-	for i := range d.Chunks() {
-		if d.filled[i/8]&(1<<(i%8)) == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ReadAt reads from the device, filling the chunks it touches first.
@@ -211,7 +209,7 @@ func (d *Dev) FillChunk(ctx context.Context, i int64) error {
 		if err == nil {
 			d.filled[i/8] |= 1 << (i % 8)
 			d.dirty = true
-			if d.complete() {
+			if d.missing--; d.missing == 0 {
 				d.src = nil
 			}
 		}
