@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/koala-cloud/koala/pkg/api"
 	"github.com/koala-cloud/koala/pkg/store"
 )
@@ -92,19 +94,9 @@ func (s *Store) PutManifest(ctx context.Context, m api.SnapshotManifest) error {
 		if err != nil {
 			return err
 		}
-		seen := make(map[string]bool, len(m.Chunks))
-		for _, ref := range m.Chunks {
-			if seen[ref.SHA256] {
-				continue
-			}
-			seen[ref.SHA256] = true
-			key := []byte(ref.SHA256)
-			var c chunk
-			err := store.GetIn(chunks, key, &c)
-			if errors.Is(err, store.ErrNotFound) {
+		err = eachChunk(chunks, m, func(ref api.SnapshotChunk, key []byte, c chunk, found bool) error {
+			if !found {
 				return fmt.Errorf("%w: chunk %s (index %d)", ErrMissingChunk, ref.SHA256, ref.Index)
-			} else if err != nil {
-				return fmt.Errorf("chunk %s: %w", ref.SHA256, err)
 			}
 			if c.Refs == 0 {
 				if err := unref.Delete(key); err != nil {
@@ -112,9 +104,10 @@ func (s *Store) PutManifest(ctx context.Context, m api.SnapshotManifest) error {
 				}
 			}
 			c.Refs++
-			if err := store.PutIn(chunks, key, c); err != nil {
-				return err
-			}
+			return store.PutIn(chunks, key, c)
+		})
+		if err != nil {
+			return err
 		}
 		if err := manifests.Put([]byte(m.ID), raw); err != nil {
 			return err
@@ -174,26 +167,13 @@ func (s *Store) DeleteManifest(ctx context.Context, id string) error {
 			return err
 		}
 		d := totals{Manifests: -1}
-		seen := make(map[string]bool, len(m.Chunks))
-		for _, ref := range m.Chunks {
-			if seen[ref.SHA256] {
-				continue
-			}
-			seen[ref.SHA256] = true
-			key := []byte(ref.SHA256)
-			var c chunk
-			err := store.GetIn(chunks, key, &c)
-			if errors.Is(err, store.ErrNotFound) {
+		err = eachChunk(chunks, m, func(ref api.SnapshotChunk, key []byte, c chunk, found bool) error {
+			if !found {
 				lost++ // cannot happen; do not let it block the delete
-				continue
-			} else if err != nil {
-				return fmt.Errorf("chunk %s: %w", ref.SHA256, err)
+				return nil
 			}
 			if c.Refs--; c.Refs > 0 {
-				if err := store.PutIn(chunks, key, c); err != nil {
-					return err
-				}
-				continue
+				return store.PutIn(chunks, key, c)
 			}
 			if err := chunks.Delete(key); err != nil {
 				return err
@@ -201,6 +181,10 @@ func (s *Store) DeleteManifest(ctx context.Context, id string) error {
 			freed = append(freed, ref.SHA256)
 			d.Chunks--
 			d.Bytes -= c.Size
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := manifests.Delete([]byte(id)); err != nil {
 			return err
@@ -214,6 +198,28 @@ func (s *Store) DeleteManifest(ctx context.Context, id string) error {
 		s.log.Warn("deleted manifest named chunks without records", "snapshot_id", id, "chunks", lost)
 	}
 	s.removeFiles(freed)
+	return nil
+}
+
+// eachChunk calls fn once for each distinct chunk m names, with its
+// record in chunks (found false when it has none).
+func eachChunk(chunks *bolt.Bucket, m api.SnapshotManifest, fn func(ref api.SnapshotChunk, key []byte, c chunk, found bool) error) error {
+	seen := make(map[string]bool, len(m.Chunks))
+	for _, ref := range m.Chunks {
+		if seen[ref.SHA256] {
+			continue
+		}
+		seen[ref.SHA256] = true
+		key := []byte(ref.SHA256)
+		var c chunk
+		err := store.GetIn(chunks, key, &c)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("chunk %s: %w", ref.SHA256, err)
+		}
+		if err := fn(ref, key, c, err == nil); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
