@@ -108,10 +108,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	var fill []byte
+	var (
+		fill []byte
+		src  *snapshots.Reader
+	)
 	if req.SnapshotID != "" {
 		var err error
-		if fill, err = s.fillFrom(r.Context(), req); err != nil {
+		if fill, src, err = s.fillFrom(r.Context(), req); err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
@@ -122,7 +125,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, served := s.device(id); !served {
-		if err := s.export(v); err != nil {
+		if err := s.export(v, src); err != nil {
 			s.writeErr(w, r, err)
 			return
 		}
@@ -133,21 +136,23 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 }
 
 // fillFrom reads the manifest of the snapshot a volume is to start as
-// and returns the volume's initial fill: a bit set for every chunk the
-// snapshot has no data for.
-func (s *Server) fillFrom(ctx context.Context, req api.VolumeRequest) ([]byte, error) {
+// and returns the volume's initial fill (a bit set for every chunk the
+// snapshot has no data for) and the reader of the snapshot, which holds
+// the manifest.
+func (s *Server) fillFrom(ctx context.Context, req api.VolumeRequest) ([]byte, *snapshots.Reader, error) {
 	if s.walrus == nil {
-		return nil, errNoWalrus
+		return nil, nil, errNoWalrus
 	}
-	m, err := s.walrus.SnapshotManifest(ctx, req.SnapshotID)
+	src := snapshots.NewReader(s.walrus, req.SnapshotID)
+	m, err := src.Load(ctx)
 	if errors.Is(err, api.ErrNotFound) {
-		return nil, fmt.Errorf("%w: The snapshot '%s' does not exist.", snapshots.ErrNotFound, req.SnapshotID)
+		return nil, nil, fmt.Errorf("%w: The snapshot '%s' does not exist.", snapshots.ErrNotFound, req.SnapshotID)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m.SizeGiB > req.SizeGiB {
-		return nil, fmt.Errorf("%w: volume of %d GiB is too small for snapshot %s; minimum is %d GiB",
+		return nil, nil, fmt.Errorf("%w: volume of %d GiB is too small for snapshot %s; minimum is %d GiB",
 			snapshots.ErrInvalid, req.SizeGiB, req.SnapshotID, m.SizeGiB)
 	}
 	chunks := int64(req.SizeGiB) << 30 / api.SnapshotChunkSize
@@ -157,11 +162,11 @@ func (s *Server) fillFrom(ctx context.Context, req api.VolumeRequest) ([]byte, e
 	}
 	for _, c := range m.Chunks {
 		if c.Index < 0 || c.Index >= chunks {
-			return nil, fmt.Errorf("snapshot %s: chunk %d beyond %d", req.SnapshotID, c.Index, chunks)
+			return nil, nil, fmt.Errorf("snapshot %s: chunk %d beyond %d", req.SnapshotID, c.Index, chunks)
 		}
 		fill[c.Index/8] &^= 1 << (c.Index % 8)
 	}
-	return fill, nil
+	return fill, src, nil
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request) {

@@ -135,7 +135,7 @@ func NewWith(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	all, err := vols.List()
 	if err == nil {
 		for _, v := range all {
-			if err = s.export(v); err != nil {
+			if err = s.export(v, nil); err != nil {
 				break
 			}
 		}
@@ -158,8 +158,9 @@ func backend(cfg Config) (volumes.Backend, error) {
 }
 
 // export serves v over AoE to its attachments; a volume still filling
-// from its snapshot goes on filling in the background.
-func (s *Server) export(v volumes.Volume) error {
+// from its snapshot goes on filling in the background, from src (a new
+// reader of the snapshot when nil).
+func (s *Server) export(v volumes.Volume, src *snapshots.Reader) error {
 	if v.Filling && s.walrus == nil {
 		return fmt.Errorf("volume %s fills from snapshot %s: walrus_url is not set", v.ID, v.SnapshotID)
 	}
@@ -169,7 +170,10 @@ func (s *Server) export(v volumes.Volume) error {
 	}
 	dev := blockdev.Open(f, int64(v.Sectors())*aoe.SectorSize, api.SnapshotChunkSize)
 	if v.Filling {
-		dev.FillFrom(snapshots.NewReader(s.walrus, v.SnapshotID), v.Fill, fillLog{s.vols, v.ID})
+		if src == nil {
+			src = snapshots.NewReader(s.walrus, v.SnapshotID)
+		}
+		dev.FillFrom(src, v.Fill, fillLog{s.vols, v.ID})
 	}
 	err = s.target.Add(aoe.Export{Shelf: v.Shelf, Slot: v.Slot, Sectors: v.Sectors(), Dev: dev, Serial: v.ID,
 		Model: "Koala EBS volume", Allow: v.MACs()})

@@ -27,7 +27,8 @@ type Reader struct {
 	retry time.Duration
 
 	mu     sync.Mutex
-	chunks map[int64]string // nil until the manifest is read
+	m      api.SnapshotManifest
+	chunks map[int64]string // by index; nil until the manifest is read
 }
 
 // NewReader returns the reader of snapshot id; its manifest is read on
@@ -36,25 +37,25 @@ func NewReader(from Chunks, id string) *Reader {
 	return &Reader{from: from, id: id, retry: 30 * time.Second}
 }
 
-// Manifest reads the snapshot's manifest (once).
-func (r *Reader) Manifest(ctx context.Context) (map[int64]string, error) {
+// Load reads the snapshot's manifest, once, and returns it.
+func (r *Reader) Load(ctx context.Context) (api.SnapshotManifest, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.chunks != nil {
-		return r.chunks, nil
+		return r.m, nil
 	}
 	m, err := r.from.SnapshotManifest(ctx, r.id)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: %w", r.id, err)
+		return m, fmt.Errorf("snapshot %s: %w", r.id, err)
 	}
 	if m.ChunkSize != api.SnapshotChunkSize {
-		return nil, fmt.Errorf("snapshot %s: chunks of %d bytes, want %d", r.id, m.ChunkSize, api.SnapshotChunkSize)
+		return m, fmt.Errorf("snapshot %s: chunks of %d bytes, want %d", r.id, m.ChunkSize, api.SnapshotChunkSize)
 	}
-	r.chunks = make(map[int64]string, len(m.Chunks))
+	r.m, r.chunks = m, make(map[int64]string, len(m.Chunks))
 	for _, c := range m.Chunks {
 		r.chunks[c.Index] = c.SHA256
 	}
-	return r.chunks, nil
+	return m, nil
 }
 
 // ReadChunk fills buf with chunk index: zeros when the snapshot has no
@@ -76,11 +77,10 @@ func (r *Reader) ReadChunk(ctx context.Context, index int64, buf []byte) error {
 }
 
 func (r *Reader) readChunk(ctx context.Context, index int64, buf []byte) error {
-	chunks, err := r.Manifest(ctx)
-	if err != nil {
+	if _, err := r.Load(ctx); err != nil {
 		return err
 	}
-	sum, ok := chunks[index]
+	sum, ok := r.chunks[index] // set once by Load, read-only after
 	if !ok {
 		clear(buf)
 		return nil
