@@ -23,9 +23,9 @@ func (s *Server) handler(verify *sigv4.Verifier) http.Handler {
 	mux.HandleFunc("DELETE "+api.PathVolumes+"{id}", s.delete)
 	mux.HandleFunc("PUT "+api.PathVolumes+"{id}/attachments/{mac}", s.attach(true))
 	mux.HandleFunc("DELETE "+api.PathVolumes+"{id}/attachments/{mac}", s.attach(false))
-	mux.HandleFunc("PUT "+api.PathSnapshots+"{id}", s.snapshot)
-	mux.HandleFunc("GET "+api.PathSnapshots+"{id}", s.getSnapshot)
-	mux.HandleFunc("DELETE "+api.PathSnapshots+"{id}", s.deleteSnapshot)
+	mux.HandleFunc("PUT "+api.PathSnapshots+"{id}", s.withSnapshots(s.snapshot))
+	mux.HandleFunc("GET "+api.PathSnapshots+"{id}", s.withSnapshots(s.getSnapshot))
+	mux.HandleFunc("DELETE "+api.PathSnapshots+"{id}", s.withSnapshots(s.deleteSnapshot))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusNotFound, "InvalidAction", "no such internal call")
 	})
@@ -199,14 +199,21 @@ func (s *Server) attach(allow bool) http.HandlerFunc {
 	}
 }
 
+// withSnapshots serves h when this ebs keeps snapshots (it has walrus).
+func (s *Server) withSnapshots(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.snaps == nil {
+			s.writeErr(w, r, errNoWalrus)
+			return
+		}
+		h(w, r)
+	}
+}
+
 // snapshot starts a snapshot of a volume (a repeat reports it).
 func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 	var req api.SnapshotRequest
 	if !api.ReadJSON(w, r, 1<<16, &req) {
-		return
-	}
-	if s.snaps == nil {
-		s.writeErr(w, r, errNoWalrus)
 		return
 	}
 	v, err := s.vols.Get(req.VolumeID)
@@ -228,10 +235,6 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
-	if s.snaps == nil {
-		s.writeErr(w, r, errNoWalrus)
-		return
-	}
 	j, err := s.snaps.Get(r.PathValue("id"))
 	if err != nil {
 		s.writeErr(w, r, err)
@@ -241,10 +244,6 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
-	if s.snaps == nil {
-		s.writeErr(w, r, errNoWalrus)
-		return
-	}
 	if err := s.snaps.Delete(r.PathValue("id")); err != nil {
 		s.writeErr(w, r, err)
 		return
