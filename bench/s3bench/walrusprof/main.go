@@ -44,7 +44,7 @@ func main() {
 }
 
 func run(ctx context.Context, cfgPath, debug string) int {
-	cfg, err := server.Load(cfgPath)
+	cfg, err := server.Find(cfgPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "walrusprof:", err)
 		return 1
