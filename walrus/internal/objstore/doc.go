@@ -13,6 +13,12 @@
 // delete, abort) is queued in the gc bucket in the same transaction and
 // unlinked afterwards, so a crash between the two never leaks a file.
 //
+// An object's data is a sequence of such files ("chunks"): one for a small
+// object, one per part for a multipart object, and for a large simple PUT
+// consecutive segments of 16 MiB, written by two goroutines at once while
+// the body arrives in order (one thread filling one file's page cache is
+// slower than the disk on some machines). Readers see one byte stream.
+//
 // On-disk names are random ids, never derived from keys, so keys cannot
 // traverse paths. A reader pins the ids it reads: a file released while
 // pinned is unlinked when its last reader lets go, so a GET that overlaps an

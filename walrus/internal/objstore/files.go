@@ -111,6 +111,13 @@ func (f *files) discard(id string) {
 	}
 }
 
+// discardAll removes uncommitted files.
+func (f *files) discardAll(ids []string) {
+	for _, id := range ids {
+		f.discard(id)
+	}
+}
+
 // open opens a committed file for reading, wherever it is in its move from
 // tmp to data.
 func (f *files) open(id string) (*os.File, error) {

@@ -97,14 +97,17 @@ func (s *Store) PutPart(ctx context.Context, in PartInput) (Part, error) {
 	if _, err := s.GetUpload(ctx, in.Bucket, in.Key, in.UploadID); err != nil {
 		return Part{}, err
 	}
-	w, err := s.writeData(ctx, in.Body, in.Size)
+	// A part is one file: a client uploads large objects' parts in
+	// parallel already.
+	w, err := s.writeData(ctx, in.Body, in.Size, false)
 	if err != nil {
 		return Part{}, err
 	}
-	p := Part{Number: in.Number, ETag: w.md5, Size: w.size, FileID: w.id, Modified: s.now().UTC().Truncate(time.Millisecond)}
+	id := w.chunks[0].ID
+	p := Part{Number: in.Number, ETag: w.md5, Size: w.size, FileID: id, Modified: s.now().UTC().Truncate(time.Millisecond)}
 	if in.Verify != nil {
 		if err := in.Verify(&p); err != nil {
-			s.files.discard(w.id)
+			s.files.discard(id)
 			return Part{}, err
 		}
 	}
@@ -127,7 +130,7 @@ func (s *Store) PutPart(ctx context.Context, in PartInput) (Part, error) {
 		return []string{p.FileID}, released, store.PutIn(parts, partKey(p.Number), p)
 	})
 	if err != nil {
-		s.files.discard(w.id)
+		s.files.discard(id)
 		return Part{}, err
 	}
 	return p, nil

@@ -45,7 +45,7 @@ func (s *Store) Put(ctx context.Context, in PutInput) (Object, error) {
 			return Object{}, err
 		}
 	}
-	w, err := s.writeData(ctx, in.Body, in.Size)
+	w, err := s.writeData(ctx, in.Body, in.Size, true)
 	if err != nil {
 		return Object{}, err
 	}
@@ -53,16 +53,16 @@ func (s *Store) Put(ctx context.Context, in PutInput) (Object, error) {
 		Bucket: in.Bucket, Key: in.Key, Size: w.size, ETag: w.md5,
 		Modified: s.now().UTC().Truncate(time.Millisecond),
 		Owner:    in.Owner, ACL: in.ACL, Meta: in.Meta,
-		Chunks: []Chunk{{ID: w.id, Size: w.size}},
+		Chunks: w.chunks,
 	}
 	if in.Verify != nil {
 		if err := in.Verify(&o); err != nil {
-			s.files.discard(w.id)
+			s.files.discardAll(w.ids())
 			return Object{}, err
 		}
 	}
 	if err := s.putRecord(o, in.Precondition); err != nil {
-		s.files.discard(w.id)
+		s.files.discardAll(w.ids())
 		return Object{}, err
 	}
 	return o, nil
@@ -244,18 +244,14 @@ func (s *Store) Copy(ctx context.Context, in CopyInput) (Object, error) {
 	for _, c := range src.Chunks {
 		id, err := s.files.link(c.ID)
 		if err != nil {
-			for _, made := range dst.Chunks {
-				s.files.discard(made.ID)
-			}
+			s.files.discardAll(dst.fileIDs())
 			return Object{}, err
 		}
 		c.ID = id
 		dst.Chunks = append(dst.Chunks, c)
 	}
 	if err := s.putRecord(dst, nil); err != nil {
-		for _, c := range dst.Chunks {
-			s.files.discard(c.ID)
-		}
+		s.files.discardAll(dst.fileIDs())
 		return Object{}, err
 	}
 	return dst, nil

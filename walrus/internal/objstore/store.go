@@ -1,11 +1,8 @@
 package objstore
 
 import (
-	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -33,6 +30,10 @@ type Store struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	// lanes holds a token for each body being written as segments.
+	lanes   chan struct{}
+	segSize int64
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -57,7 +58,8 @@ func Open(dir string, log *slog.Logger, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, files: f, log: log, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{db: db, files: f, log: log, now: time.Now,
+		lanes: make(chan struct{}, parallelPuts), segSize: segmentSize, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := s.recover(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -208,78 +210,6 @@ func (s *Store) commit(fn func(tx *store.Tx) (live, released []string, err error
 	s.files.publish(live)
 	s.files.release(released)
 	return nil
-}
-
-// written is the result of streaming a body into a new data file.
-type written struct {
-	id   string
-	size int64
-	md5  string // hex
-}
-
-// writeData streams exactly size bytes of r into a new uncommitted file,
-// reads r to its end (so that verifying readers report their verdict),
-// and fsyncs the file. On error the file is gone.
-func (s *Store) writeData(ctx context.Context, r io.Reader, size int64) (w written, err error) {
-	id, fh, err := s.files.create()
-	if err != nil {
-		return w, err
-	}
-	h := newHasher(size)
-	defer func() {
-		h.close()
-		if err != nil {
-			_ = fh.Close()
-			s.files.discard(id)
-		}
-	}()
-	wb := writeback{f: fh}
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return w, err
-		}
-		buf := h.buffer()
-		m, rerr := io.ReadFull(r, buf)
-		if m > 0 {
-			if n+int64(m) > size {
-				return w, ErrTooLarge
-			}
-			if _, err := fh.Write(buf[:m]); err != nil {
-				return w, fmt.Errorf("write data file: %w", err)
-			}
-			h.write(buf[:m])
-			n += int64(m)
-			if err := wb.wrote(n); err != nil {
-				return w, err
-			}
-		}
-		// ReadFull reports the body's end as EOF, or as ErrUnexpectedEOF
-		// after a short last read; a truncated body falls short of size.
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return w, readErr(rerr)
-		}
-	}
-	if n < size {
-		return w, ErrIncompleteBody
-	}
-	if err := fh.Sync(); err != nil {
-		return w, fmt.Errorf("sync data file: %w", err)
-	}
-	if err := fh.Close(); err != nil {
-		return w, fmt.Errorf("close data file: %w", err)
-	}
-	return written{id: id, size: n, md5: hex.EncodeToString(h.sum())}, nil
-}
-
-func readErr(err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %w", ErrIncompleteBody, err)
-	}
-	return err
 }
 
 // nested returns bucket name's nested bucket under the top-level bucket

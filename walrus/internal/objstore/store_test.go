@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -506,6 +507,135 @@ func TestLargePutPipelines(t *testing.T) {
 	_, err = s.Put(ctx, PutInput{Bucket: "b", Key: "short", Body: bytes.NewReader(data[:len(data)-1]), Size: int64(len(data)), Owner: owner})
 	if !errors.Is(err, ErrIncompleteBody) {
 		t.Fatalf("short body: %v", err)
+	}
+}
+
+// TestLargePutSegments writes bodies large enough to be split into
+// segment files written in parallel, and checks that every way a body can
+// fail leaves no file behind.
+func TestLargePutSegments(t *testing.T) {
+	s := newStore(t)
+	s.segSize = 2 * bufSize
+	ctx := context.Background()
+	data := make([]byte, 9*bufSize+4567) // five segments, the last short
+	for i := range data {
+		data[i] = byte(i*13/7 + i>>20)
+	}
+	o, err := s.Put(ctx, PutInput{Bucket: "b", Key: "large", Body: bytes.NewReader(data), Size: int64(len(data)), Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Chunks) != 5 || o.Chunks[4].Size != bufSize+4567 || o.Parts != 0 {
+		t.Fatalf("chunks %+v, parts %d", o.Chunks, o.Parts)
+	}
+	if o.ETag != md5hex(string(data)) {
+		t.Fatalf("etag %s, want %s", o.ETag, md5hex(string(data)))
+	}
+	if got := get(t, s, "large"); got != string(data) {
+		t.Fatal("data differs")
+	}
+	// A range across segment boundaries, through both read paths.
+	r, err := s.Open(ctx, "b", "large", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, n := int64(2*bufSize-10), int64(4*bufSize+20)
+	var buf bytes.Buffer
+	if _, err := r.WriteRange(&buf, off, n); err != nil || !bytes.Equal(buf.Bytes(), data[off:off+n]) {
+		t.Fatalf("range: %v", err)
+	}
+	sec := r.Section(off, n)
+	got, err := io.ReadAll(sec)
+	sec.Close()
+	r.Close()
+	if err != nil || !bytes.Equal(got, data[off:off+n]) {
+		t.Fatalf("section: %v", err)
+	}
+	if _, err := s.Copy(ctx, CopyInput{SrcBucket: "b", SrcKey: "large", DstBucket: "b", DstKey: "copy",
+		Dest: func(src *Object) (Object, error) { return Object{Owner: owner}, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, s, "copy"); got != string(data) {
+		t.Fatal("copy differs")
+	}
+
+	bad := errors.New("verdict at the end")
+	cases := map[string]struct {
+		body io.Reader
+		want error
+	}{
+		"verdict":  {io.MultiReader(bytes.NewReader(data), errReader{bad}), bad},
+		"short":    {bytes.NewReader(data[:len(data)-1]), ErrIncompleteBody},
+		"boundary": {bytes.NewReader(data[:4*bufSize]), ErrIncompleteBody},
+		"long":     {io.MultiReader(bytes.NewReader(data), strings.NewReader("x")), ErrTooLarge},
+	}
+	for name, c := range cases {
+		_, err := s.Put(ctx, PutInput{Bucket: "b", Key: name, Body: c.body, Size: int64(len(data)), Owner: owner})
+		if !errors.Is(err, c.want) {
+			t.Fatalf("%s: got %v, want %v", name, err, c.want)
+		}
+	}
+	refused := errors.New("refused")
+	_, err = s.Put(ctx, PutInput{Bucket: "b", Key: "refused", Body: bytes.NewReader(data), Size: int64(len(data)), Owner: owner,
+		Verify: func(*Object) error { return refused }})
+	if !errors.Is(err, refused) {
+		t.Fatalf("verify: %v", err)
+	}
+	// A file that cannot be created fails the writer, and the put.
+	tmp := filepath.Join(s.files.root, "tmp")
+	if err := os.Rename(tmp, tmp+".away"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Put(ctx, PutInput{Bucket: "b", Key: "nodir", Body: bytes.NewReader(data), Size: int64(len(data)), Owner: owner})
+	if err := os.Rename(tmp+".away", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("no tmp dir: %v", err)
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("%d files left in tmp/ after failed puts", len(entries))
+	}
+}
+
+// TestLargePutsShareLanes runs more large puts at once than may be
+// written as segments: the rest are written as one file each.
+func TestLargePutsShareLanes(t *testing.T) {
+	s := newStore(t)
+	s.segSize = 2 * bufSize
+	ctx := context.Background()
+	data := make([]byte, 6*bufSize)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	var wg sync.WaitGroup
+	objs := make([]Object, 2*parallelPuts+1)
+	errs := make([]error, len(objs))
+	for i := range objs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			objs[i], errs[i] = s.Put(ctx, PutInput{Bucket: "b", Key: fmt.Sprint(i), Body: bytes.NewReader(data), Size: int64(len(data)), Owner: owner})
+		}()
+	}
+	wg.Wait()
+	for i, o := range objs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if len(o.Chunks) != 1 && len(o.Chunks) != 3 {
+			t.Fatalf("object %d: %d chunks", i, len(o.Chunks))
+		}
+		if got := get(t, s, fmt.Sprint(i)); got != string(data) {
+			t.Fatalf("object %d differs", i)
+		}
+	}
+	if len(s.lanes) != 0 {
+		t.Fatalf("%d lanes still taken", len(s.lanes))
 	}
 }
 

@@ -60,14 +60,14 @@ type Checksum struct {
 	Type      string `json:"type,omitempty"`
 }
 
-// Chunk is one data file of an object: the whole object, or one part of
-// a multipart object.
+// Chunk is one data file of an object: the whole object, one part of a
+// multipart object, or one segment of a large object (see writeData).
 type Chunk struct {
 	ID       string    `json:"id"`
 	Size     int64     `json:"size"`
 	Checksum *Checksum `json:"sum,omitempty"`
 	// Part is the part number the chunk was uploaded as, 0 for the data
-	// of a simple PUT.
+	// of a simple PUT (one chunk, or its segments).
 	Part int `json:"n,omitempty"`
 }
 
