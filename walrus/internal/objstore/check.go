@@ -12,11 +12,13 @@ import (
 
 // Check verifies the store's invariants on a quiet store: every file a
 // record references is live and on disk, every live file is referenced,
-// and data/ holds no file that is not live. Tests run it after each case.
+// data/ holds no file that is not live, and inline data is stored for
+// exactly the chunks that say so. Tests run it after each case.
 func (s *Store) Check() error {
 	s.flushFreed()
 	return s.db.View(func(tx *store.Tx) error {
 		referenced := map[string]bool{}
+		inline := map[string]bool{}
 		objects, _ := tx.Bucket(bktObjects)
 		err := objects.ForEachBucket(func(name []byte) error {
 			return objects.Bucket(name).ForEach(func(k, v []byte) error {
@@ -25,6 +27,13 @@ func (s *Store) Check() error {
 					return err
 				}
 				for _, c := range o.Chunks {
+					if c.Inline {
+						if inline[c.ID] {
+							return fmt.Errorf("inline data %s referenced twice (object %s/%s)", c.ID, name, k)
+						}
+						inline[c.ID] = true
+						continue
+					}
 					if referenced[c.ID] {
 						return fmt.Errorf("file %s referenced twice (object %s/%s)", c.ID, name, k)
 					}
@@ -53,8 +62,23 @@ func (s *Store) Check() error {
 		if err != nil {
 			return err
 		}
-		live, _ := tx.Bucket(bktFiles)
+		stored, _ := tx.Bucket(bktInline)
 		n := 0
+		err = stored.ForEach(func(k, _ []byte) error {
+			n++
+			if !inline[string(k)] {
+				return fmt.Errorf("inline data %s is not referenced", k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n != len(inline) {
+			return fmt.Errorf("%d inline chunks referenced, %d stored", len(inline), n)
+		}
+		live, _ := tx.Bucket(bktFiles)
+		n = 0
 		err = live.ForEach(func(k, _ []byte) error {
 			id := string(k)
 			n++

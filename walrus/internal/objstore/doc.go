@@ -1,5 +1,5 @@
 // Package objstore keeps walrus's buckets, objects and multipart uploads:
-// metadata in bbolt, object data in files.
+// metadata and small objects' data in bbolt, other object data in files.
 //
 // # Durability
 //
@@ -13,8 +13,12 @@
 // delete, abort) is queued in the gc bucket in the same transaction and
 // unlinked afterwards, so a crash between the two never leaks a file.
 //
-// An object's data is a sequence of such files ("chunks"): one for a small
-// object, one per part for a multipart object, and for a large simple PUT
+// Objects of up to 32 KiB are the exception: their data is kept in the
+// inline bucket, put and deleted in the same transaction as their record,
+// so there is no file to recover.
+//
+// An object's data is a sequence of chunks: one file for an object put
+// whole, one per part for a multipart object, and for a large simple PUT
 // consecutive segments of 16 MiB, written by two goroutines at once while
 // the body arrives in order (one thread filling one file's page cache is
 // slower than the disk on some machines). Readers see one byte stream.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // files manages the data files under a store's directory: tmp/<id> while
@@ -23,6 +24,9 @@ type files struct {
 	// exclusively once, after its commit, so that every reader that could
 	// have seen the old record has pinned it by then.
 	gate sync.RWMutex
+
+	// unsynced is set when tmp/ gained an entry since its last fsync.
+	unsynced atomic.Bool
 
 	mu     sync.Mutex
 	pins   map[string]int
@@ -68,6 +72,7 @@ func (f *files) create() (string, *os.File, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("create data file: %w", err)
 	}
+	f.unsynced.Store(true)
 	return id, fh, nil
 }
 
@@ -80,9 +85,11 @@ func (f *files) link(src string) (string, error) {
 			if err != nil {
 				return "", fmt.Errorf("link data file: %w", err)
 			}
+			f.unsynced.Store(true)
 			return id, nil
 		}
 		if err = os.Link(f.tmpPath(src), f.tmpPath(id)); err == nil {
+			f.unsynced.Store(true)
 			return id, nil
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return "", fmt.Errorf("link data file: %w", err)
@@ -91,14 +98,20 @@ func (f *files) link(src string) (string, error) {
 	return "", fmt.Errorf("link data file %s: %w", src, fs.ErrNotExist)
 }
 
-// syncTmp makes the entries of tmp/ durable (new hard links).
+// syncTmp makes the entries of tmp/ durable (new files and hard links),
+// if it gained any since the last call: a commit of records that name no
+// new file (small objects, deletes) costs no fsync of the directory.
 func (f *files) syncTmp() error {
-	d, err := os.Open(filepath.Join(f.root, "tmp"))
-	if err != nil {
-		return fmt.Errorf("sync tmp dir: %w", err)
+	if !f.unsynced.Swap(false) {
+		return nil
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	d, err := os.Open(filepath.Join(f.root, "tmp"))
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		f.unsynced.Store(true)
 		return fmt.Errorf("sync tmp dir: %w", err)
 	}
 	return nil

@@ -278,10 +278,11 @@ func (s *Store) Complete(ctx context.Context, in CompleteInput) (Object, error) 
 				return nil, nil, err
 			}
 		}
-		if old != nil {
-			released = append(released, old.fileIDs()...)
+		dropped, err := dropData(tx, old)
+		if err != nil {
+			return nil, nil, err
 		}
-		return nil, released, store.PutIn(objs, []byte(in.Key), o)
+		return nil, append(released, dropped...), store.PutIn(objs, []byte(in.Key), o)
 	})
 	return o, err
 }

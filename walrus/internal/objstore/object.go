@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,11 +62,19 @@ func (s *Store) Put(ctx context.Context, in PutInput) (Object, error) {
 			return Object{}, err
 		}
 	}
-	if err := s.putRecord(o, in.Precondition); err != nil {
+	if err := s.putRecord(o, inlineData(w), in.Precondition); err != nil {
 		s.files.discardAll(w.ids())
 		return Object{}, err
 	}
 	return o, nil
+}
+
+// inlineData returns what putRecord takes of w: its inline data by chunk id.
+func inlineData(w written) map[string][]byte {
+	if w.inline == nil {
+		return nil
+	}
+	return map[string][]byte{w.chunks[0].ID: w.inline}
 }
 
 // checkCurrent runs pre against the object as it is now.
@@ -95,9 +104,10 @@ func current(objs *bolt.Bucket, key string) (*Object, error) {
 	return &old, nil
 }
 
-// putRecord commits o, whose chunk files are uncommitted, releasing the
-// files of the object it replaces, if pre allows replacing it.
-func (s *Store) putRecord(o Object, pre Precondition) error {
+// putRecord commits o, whose chunk files are uncommitted and whose inline
+// chunks' data is in inline, releasing the data of the object it
+// replaces, if pre allows replacing it.
+func (s *Store) putRecord(o Object, inline map[string][]byte, pre Precondition) error {
 	return s.commit(func(tx *store.Tx) (live, released []string, err error) {
 		objs, err := nested(tx, bktObjects, o.Bucket)
 		if err != nil {
@@ -112,14 +122,77 @@ func (s *Store) putRecord(o Object, pre Precondition) error {
 				return nil, nil, err
 			}
 		}
-		if old != nil {
-			released = old.fileIDs()
+		if released, err = dropData(tx, old); err != nil {
+			return nil, nil, err
+		}
+		if err := putInline(tx, inline); err != nil {
+			return nil, nil, err
 		}
 		if err := store.PutIn(objs, []byte(o.Key), o); err != nil {
 			return nil, nil, err
 		}
 		return o.fileIDs(), released, nil
 	})
+}
+
+// dropData deletes old's inline data and returns its files, for the
+// commit to release; old may be nil.
+func dropData(tx *store.Tx, old *Object) ([]string, error) {
+	if old == nil {
+		return nil, nil
+	}
+	b, err := tx.Bucket(bktInline)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range old.Chunks {
+		if c.Inline {
+			if err := b.Delete([]byte(c.ID)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return old.fileIDs(), nil
+}
+
+// putInline stores inline chunks' data by chunk id.
+func putInline(tx *store.Tx, inline map[string][]byte) error {
+	if len(inline) == 0 {
+		return nil
+	}
+	b, err := tx.Bucket(bktInline)
+	if err != nil {
+		return err
+	}
+	for id, data := range inline {
+		if err := b.Put([]byte(id), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getInline copies out the data of o's inline chunks, by chunk id.
+func getInline(tx *store.Tx, o *Object) (map[string][]byte, error) {
+	var inline map[string][]byte
+	for _, c := range o.Chunks {
+		if !c.Inline {
+			continue
+		}
+		b, err := tx.Bucket(bktInline)
+		if err != nil {
+			return nil, err
+		}
+		data := b.Get([]byte(c.ID))
+		if int64(len(data)) != c.Size {
+			return nil, fmt.Errorf("%s/%s: inline data of %d bytes, want %d", o.Bucket, o.Key, len(data), c.Size)
+		}
+		if inline == nil {
+			inline = map[string][]byte{}
+		}
+		inline[c.ID] = bytes.Clone(data)
+	}
+	return inline, nil
 }
 
 // Head returns an object's record.
@@ -148,9 +221,19 @@ func getObject(tx *store.Tx, bucket, key string, o *Object) error {
 // record before any data is read and may refuse (conditional requests).
 // The caller closes the reader.
 func (s *Store) Open(ctx context.Context, bucket, key string, check func(*Object) error) (*Reader, error) {
-	var o Object
+	var (
+		o      Object
+		inline map[string][]byte
+	)
 	s.files.gate.RLock()
-	err := s.db.View(func(tx *store.Tx) error { return getObject(tx, bucket, key, &o) })
+	err := s.db.View(func(tx *store.Tx) error {
+		if err := getObject(tx, bucket, key, &o); err != nil {
+			return err
+		}
+		var err error
+		inline, err = getInline(tx, &o)
+		return err
+	})
 	if err == nil && check != nil {
 		err = check(&o)
 	}
@@ -161,7 +244,7 @@ func (s *Store) Open(ctx context.Context, bucket, key string, check func(*Object
 	ids := o.fileIDs()
 	s.files.pin(ids)
 	s.files.gate.RUnlock()
-	return &Reader{Object: o, files: s.files, ids: ids}, nil
+	return &Reader{Object: o, files: s.files, ids: ids, inline: inline}, nil
 }
 
 // Delete removes an object if pre (when set) allows; deleting a missing
@@ -186,7 +269,10 @@ func (s *Store) Delete(ctx context.Context, bucket, key string, pre Precondition
 		if !found {
 			return nil, nil, nil
 		}
-		return nil, old.fileIDs(), objs.Delete([]byte(key))
+		if released, err = dropData(tx, old); err != nil {
+			return nil, nil, err
+		}
+		return nil, released, objs.Delete([]byte(key))
 	})
 	return found, err
 }
@@ -225,7 +311,8 @@ type CopyInput struct {
 }
 
 // Copy copies an object. The data is shared with the source through hard
-// links, so a copy costs the same for any size.
+// links, so a copy costs the same for any size (inline data, small by
+// definition, is copied).
 func (s *Store) Copy(ctx context.Context, in CopyInput) (Object, error) {
 	r, err := s.Open(ctx, in.SrcBucket, in.SrcKey, in.Check)
 	if err != nil {
@@ -241,7 +328,18 @@ func (s *Store) Copy(ctx context.Context, in CopyInput) (Object, error) {
 	dst.Size, dst.ETag, dst.Parts = src.Size, src.ETag, src.Parts
 	dst.Modified = s.now().UTC().Truncate(time.Millisecond)
 	dst.Chunks = make([]Chunk, 0, len(src.Chunks))
+	var inline map[string][]byte
 	for _, c := range src.Chunks {
+		if c.Inline {
+			if inline == nil {
+				inline = map[string][]byte{}
+			}
+			data := r.inline[c.ID]
+			c.ID = newID()
+			inline[c.ID] = data
+			dst.Chunks = append(dst.Chunks, c)
+			continue
+		}
 		id, err := s.files.link(c.ID)
 		if err != nil {
 			s.files.discardAll(dst.fileIDs())
@@ -250,7 +348,7 @@ func (s *Store) Copy(ctx context.Context, in CopyInput) (Object, error) {
 		c.ID = id
 		dst.Chunks = append(dst.Chunks, c)
 	}
-	if err := s.putRecord(dst, nil); err != nil {
+	if err := s.putRecord(dst, inline, nil); err != nil {
 		s.files.discardAll(dst.fileIDs())
 		return Object{}, err
 	}

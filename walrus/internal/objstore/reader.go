@@ -1,9 +1,9 @@
 package objstore
 
 import (
+	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 )
 
@@ -11,9 +11,10 @@ import (
 // whatever happens to the object meanwhile.
 type Reader struct {
 	Object
-	files *files
-	ids   []string
-	once  sync.Once
+	files  *files
+	ids    []string
+	inline map[string][]byte // inline chunks' data by id, read with the record
+	once   sync.Once
 }
 
 // Close lets go of the object's files.
@@ -27,48 +28,66 @@ func (r *Reader) Close() error {
 // (sendfile).
 func (r *Reader) WriteRange(w io.Writer, off, n int64) (int64, error) {
 	var total int64
-	err := r.each(off, n, func(f *os.File, length int64) error {
-		m, err := io.Copy(w, io.LimitReader(f, length))
-		total += m
-		if err == nil && m < length {
-			err = fmt.Errorf("data file shorter than its record: %w", io.ErrUnexpectedEOF)
-		}
-		return err
-	})
-	return total, err
-}
-
-// each opens the files covering [off, off+n), positions each at the first
-// byte wanted, and calls fn with it and the number of bytes to take.
-func (r *Reader) each(off, n int64, fn func(f *os.File, length int64) error) error {
 	for _, c := range r.Chunks {
 		if n <= 0 {
-			return nil
+			break
 		}
 		if off >= c.Size {
 			off -= c.Size
 			continue
 		}
 		length := min(c.Size-off, n)
-		f, err := r.files.open(c.ID)
+		src, err := r.openChunk(c, off)
 		if err != nil {
-			return err
+			return total, err
 		}
-		if off > 0 {
-			if _, err := f.Seek(off, io.SeekStart); err != nil {
-				f.Close()
-				return fmt.Errorf("seek data file: %w", err)
-			}
+		m, err := io.Copy(w, io.LimitReader(src, length))
+		src.Close()
+		total += m
+		if err == nil && m < length {
+			err = fmt.Errorf("data file shorter than its record: %w", io.ErrUnexpectedEOF)
 		}
-		err = fn(f, length)
-		f.Close()
 		if err != nil {
-			return err
+			return total, err
 		}
 		n -= length
 		off = 0
 	}
-	return nil
+	return total, nil
+}
+
+// openChunk opens chunk c positioned at byte off of it. A file chunk's
+// reader is the *os.File itself, so that copies to a socket can use
+// sendfile.
+func (r *Reader) openChunk(c Chunk, off int64) (io.ReadCloser, error) {
+	if c.Inline {
+		return io.NopCloser(bytes.NewReader(r.inline[c.ID][off:])), nil
+	}
+	f, err := r.files.open(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if off > 0 {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("seek data file: %w", err)
+		}
+	}
+	return f, nil
+}
+
+// chunkAt opens the chunk holding byte off of the object, positioned
+// there, and says how many of the n bytes from off it holds.
+func (r *Reader) chunkAt(off, n int64) (io.ReadCloser, int64, error) {
+	for _, c := range r.Chunks {
+		if off >= c.Size {
+			off -= c.Size
+			continue
+		}
+		src, err := r.openChunk(c, off)
+		return src, min(c.Size-off, n), err
+	}
+	return nil, 0, fmt.Errorf("read past the end of the object: %w", io.ErrUnexpectedEOF)
 }
 
 // Section returns a reader of n bytes from off. Close the returned reader
@@ -81,32 +100,31 @@ type section struct {
 	r    *Reader
 	off  int64 // offset of the next byte within the object
 	left int64
-	f    *os.File
-	flen int64 // bytes still to take from f
+	src  io.ReadCloser // the chunk being read
+	slen int64         // bytes still to take from src
 }
 
 func (s *section) Read(p []byte) (int, error) {
-	for s.flen == 0 {
-		if s.f != nil {
-			s.f.Close()
-			s.f = nil
-		}
+	for s.slen == 0 {
+		s.Close()
 		if s.left <= 0 {
 			return 0, io.EOF
 		}
-		if err := s.next(); err != nil {
+		src, length, err := s.r.chunkAt(s.off, s.left)
+		if err != nil {
 			return 0, err
 		}
+		s.src, s.slen = src, length
 	}
-	if int64(len(p)) > s.flen {
-		p = p[:s.flen]
+	if int64(len(p)) > s.slen {
+		p = p[:s.slen]
 	}
-	m, err := s.f.Read(p)
-	s.flen -= int64(m)
+	m, err := s.src.Read(p)
+	s.slen -= int64(m)
 	s.left -= int64(m)
 	s.off += int64(m)
 	if err == io.EOF {
-		if s.flen > 0 {
+		if s.slen > 0 {
 			return m, fmt.Errorf("data file shorter than its record: %w", io.ErrUnexpectedEOF)
 		}
 		err = nil
@@ -114,32 +132,10 @@ func (s *section) Read(p []byte) (int, error) {
 	return m, err
 }
 
-// next opens the chunk holding s.off.
-func (s *section) next() error {
-	off := s.off
-	for _, c := range s.r.Chunks {
-		if off >= c.Size {
-			off -= c.Size
-			continue
-		}
-		f, err := s.r.files.open(c.ID)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			f.Close()
-			return fmt.Errorf("seek data file: %w", err)
-		}
-		s.f, s.flen = f, min(c.Size-off, s.left)
-		return nil
-	}
-	return fmt.Errorf("read past the end of the object: %w", io.ErrUnexpectedEOF)
-}
-
 func (s *section) Close() error {
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
+	if s.src != nil {
+		s.src.Close()
+		s.src = nil
 	}
 	return nil
 }

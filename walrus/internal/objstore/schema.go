@@ -11,9 +11,12 @@ const (
 	bktParts   = "parts"   // nested per upload id: part number (4 bytes BE) -> Part
 	bktFiles   = "files"   // file id -> empty: files a committed record references
 	bktGC      = "gc"      // file id -> empty: files released, to unlink
+	bktInline  = "inline"  // chunk id -> data: small objects' data, kept with their records
 )
 
+// Version 2 keeps small objects' data in bktInline, which version 1 would
+// look for in files.
 var schema = store.Schema{
-	Version: 1,
-	Buckets: []string{bktBuckets, bktOwners, bktObjects, bktUploads, bktParts, bktFiles, bktGC},
+	Version: 2,
+	Buckets: []string{bktBuckets, bktOwners, bktObjects, bktUploads, bktParts, bktFiles, bktGC, bktInline},
 }

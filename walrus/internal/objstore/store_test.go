@@ -228,7 +228,9 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	if err := s.CreateBucket(ctx, Bucket{Name: "b", Owner: owner}, 0); err != nil {
 		t.Fatal(err)
 	}
-	put(t, s, "kept", "kept data")
+	// Data files only for objects over the inline limit.
+	large := func(s string) string { return s + strings.Repeat(".", inlineMax) }
+	put(t, s, "kept", large("kept data"))
 	// A write that never committed: its file sits in tmp.
 	id, fh, err := s.files.create()
 	if err != nil {
@@ -237,16 +239,16 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	fh.WriteString("half")
 	fh.Close()
 	// A write that committed but crashed before its rename.
-	o := put(t, s, "committed", "committed data")
+	o := put(t, s, "committed", large("committed data"))
 	if err := os.Rename(s.files.dataPath(o.Chunks[0].ID), s.files.tmpPath(o.Chunks[0].ID)); err != nil {
 		t.Fatal(err)
 	}
 	// An overwrite whose old file was released but not yet unlinked.
-	old := put(t, s, "over", "v1")
+	old := put(t, s, "over", large("v1"))
 	s.files.mu.Lock()
 	s.files.pins[old.Chunks[0].ID] = 1 // keeps release from unlinking it
 	s.files.mu.Unlock()
-	put(t, s, "over", "v2")
+	put(t, s, "over", large("v2"))
 	s.Close()
 
 	s = open(t, dir)
@@ -254,9 +256,9 @@ func TestRecoveryAfterCrash(t *testing.T) {
 	if _, err := os.Stat(s.files.tmpPath(id)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("uncommitted file survived recovery: %v", err)
 	}
-	for key, want := range map[string]string{"kept": "kept data", "committed": "committed data", "over": "v2"} {
+	for key, want := range map[string]string{"kept": large("kept data"), "committed": large("committed data"), "over": large("v2")} {
 		if got := get(t, s, key); got != want {
-			t.Errorf("%s: got %q want %q", key, got, want)
+			t.Errorf("%s: got %.20q... want %.20q...", key, got, want)
 		}
 	}
 	if _, err := os.Stat(s.files.dataPath(old.Chunks[0].ID)); !errors.Is(err, os.ErrNotExist) {
@@ -507,6 +509,104 @@ func TestLargePutPipelines(t *testing.T) {
 	_, err = s.Put(ctx, PutInput{Bucket: "b", Key: "short", Body: bytes.NewReader(data[:len(data)-1]), Size: int64(len(data)), Owner: owner})
 	if !errors.Is(err, ErrIncompleteBody) {
 		t.Fatalf("short body: %v", err)
+	}
+}
+
+// TestSmallObjectsInline checks that objects up to inlineMax keep their
+// data in the database, through every operation that reads, copies,
+// replaces or drops it, and across a reopen.
+func TestSmallObjectsInline(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	if err := s.CreateBucket(ctx, Bucket{Name: "b", Owner: owner}, 0); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("abcdefgh", inlineMax/8)
+	for _, c := range []struct {
+		key, data string
+		inline    bool
+	}{{"empty", "", true}, {"small", "hello", true}, {"max", big, true}, {"over", big + "!", false}} {
+		o := put(t, s, c.key, c.data)
+		if len(o.Chunks) != 1 || o.Chunks[0].Inline != c.inline || o.ETag != md5hex(c.data) {
+			t.Fatalf("%s: %+v", c.key, o)
+		}
+		if got := get(t, s, c.key); got != c.data {
+			t.Fatalf("%s: read %d bytes back, want %d", c.key, len(got), len(c.data))
+		}
+	}
+	files := func() int {
+		n := 0
+		for _, sub := range []string{"tmp", "data"} {
+			filepath.WalkDir(filepath.Join(dir, sub), func(_ string, d fs.DirEntry, _ error) error {
+				if d != nil && !d.IsDir() {
+					n++
+				}
+				return nil
+			})
+		}
+		return n
+	}
+	if n := files(); n != 1 {
+		t.Fatalf("%d data files, want 1 (the object over the limit)", n)
+	}
+	r, err := s.Open(ctx, "b", "max", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := r.WriteRange(&buf, 5, 10); err != nil || buf.String() != big[5:15] {
+		t.Fatalf("range %q %v", buf.String(), err)
+	}
+	sec := r.Section(inlineMax-3, 3)
+	tail, err := io.ReadAll(sec)
+	if err != nil || string(tail) != big[inlineMax-3:] {
+		t.Fatalf("section %q %v", tail, err)
+	}
+	sec.Close()
+	// Overwrite and delete while the reader is open: it keeps what it read.
+	put(t, s, "max", "replaced")
+	buf.Reset()
+	if _, err := r.WriteRange(&buf, 0, r.Size); err != nil || buf.String() != big {
+		t.Fatalf("reader after overwrite: %d bytes, %v", buf.Len(), err)
+	}
+	r.Close()
+	if _, err := s.Copy(ctx, CopyInput{SrcBucket: "b", SrcKey: "small", DstBucket: "b", DstKey: "copy",
+		Dest: func(src *Object) (Object, error) { return Object{Owner: owner}, nil }}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, "over", "now small") // a file released, inline data put
+	put(t, s, "small", big+"!!")   // inline data dropped, a file put
+	if _, err := s.Delete(ctx, "b", "empty", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, dir)
+	defer s.Close()
+	want := map[string]string{"max": "replaced", "copy": "hello", "over": "now small", "small": big + "!!"}
+	for k, v := range want {
+		if got := get(t, s, k); got != v {
+			t.Fatalf("after reopen, %s = %q", k, got)
+		}
+	}
+	if _, err := s.Head(ctx, "b", "empty"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("deleted object: %v", err)
+	}
+	for name, body := range map[string]io.Reader{
+		"short": strings.NewReader("abc"),
+		"long":  strings.NewReader("abcdefgh"),
+	} {
+		_, err := s.Put(ctx, PutInput{Bucket: "b", Key: name, Body: body, Size: 5, Owner: owner})
+		if want := map[string]error{"short": ErrIncompleteBody, "long": ErrTooLarge}[name]; !errors.Is(err, want) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -61,10 +61,13 @@ type Checksum struct {
 }
 
 // Chunk is one data file of an object: the whole object, one part of a
-// multipart object, or one segment of a large object (see writeData).
+// multipart object, or one segment of a large object (see writeData). A
+// small object's one chunk is inline: its data is in the database, with
+// the record, not in a file.
 type Chunk struct {
 	ID       string    `json:"id"`
 	Size     int64     `json:"size"`
+	Inline   bool      `json:"in,omitempty"`
 	Checksum *Checksum `json:"sum,omitempty"`
 	// Part is the part number the chunk was uploaded as, 0 for the data
 	// of a simple PUT (one chunk, or its segments).
@@ -90,10 +93,14 @@ type Object struct {
 	Upload string `json:"upload,omitempty"`
 }
 
+// fileIDs returns the ids of the object's data files: its chunks that
+// are not inline.
 func (o *Object) fileIDs() []string {
-	ids := make([]string, len(o.Chunks))
-	for i, c := range o.Chunks {
-		ids[i] = c.ID
+	ids := make([]string, 0, len(o.Chunks))
+	for _, c := range o.Chunks {
+		if !c.Inline {
+			ids = append(ids, c.ID)
+		}
 	}
 	return ids
 }
