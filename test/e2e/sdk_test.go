@@ -236,6 +236,49 @@ func TestSDKGoV2(t *testing.T) {
 		}
 	})
 
+	t.Run("PutObject 40 MiB whole", func(t *testing.T) {
+		// One PutObject, no multipart: walrus writes it as 16 MiB segment
+		// files; the client must see one object.
+		data := randomBytes(42, 40<<20+3)
+		out, err := c.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String("whole.bin"), Body: bytes.NewReader(data),
+		})
+		if err != nil {
+			t.Fatalf("PutObject: %v", err)
+		}
+		if got := unquote(aws.ToString(out.ETag)); got != md5Hex(data) {
+			t.Errorf("PutObject ETag = %s, want the MD5 %s", got, md5Hex(data))
+		}
+		if got := getObject(ctx, t, c, bucket, "whole.bin"); sha256Hex(got) != sha256Hex(data) {
+			t.Errorf("GetObject: %d bytes, sha256 %s; want %d, %s", len(got), sha256Hex(got), len(data), sha256Hex(data))
+		}
+		const from, to = 16<<20 - 100, 32<<20 + 99 // across both segment boundaries
+		rng, err := c.GetObject(ctx, &s3.GetObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String("whole.bin"), Range: aws.String(fmt.Sprintf("bytes=%d-%d", from, to)),
+		})
+		if err != nil {
+			t.Fatalf("GetObject Range: %v", err)
+		}
+		part, err := io.ReadAll(rng.Body)
+		rng.Body.Close()
+		if err != nil || !bytes.Equal(part, data[from:to+1]) {
+			t.Errorf("GetObject Range: %d bytes (%v), want %d matching", len(part), err, to+1-from)
+		}
+		if _, err := c.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String("whole-copy.bin"), CopySource: aws.String(bucket + "/whole.bin"),
+		}); err != nil {
+			t.Fatalf("CopyObject: %v", err)
+		}
+		if got := getObject(ctx, t, c, bucket, "whole-copy.bin"); sha256Hex(got) != sha256Hex(data) {
+			t.Errorf("GetObject of the copy: sha256 %s, want %s", sha256Hex(got), sha256Hex(data))
+		}
+		for _, k := range []string{"whole.bin", "whole-copy.bin"} {
+			if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)}); err != nil {
+				t.Fatalf("DeleteObject %s: %v", k, err)
+			}
+		}
+	})
+
 	t.Run("ListObjectsV2 paginator", func(t *testing.T) {
 		var want []string
 		for i := range 25 {
