@@ -53,7 +53,7 @@ type written struct {
 	chunks []Chunk // in body order; a body is one chunk unless written as segments
 	size   int64
 	md5    string // hex
-	inline []byte  // the data of an inline chunk, to commit with its record
+	inline []byte // the data of an inline chunk, to commit with its record
 }
 
 // ids returns the files written.
