@@ -24,6 +24,8 @@ test: deps vet unit e2e
 
 vet:
 	$(GO) vet ./...
+	@unformatted=$$($(dir $(GO))gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l: $$unformatted"; exit 1; fi
 
 unit:
 	$(GO) test -count=1 ./...
