@@ -53,6 +53,9 @@ const (
 	crashWorkers  = 16
 	crashPartSize = 5 << 20
 	crashMinAcks  = 8 // acknowledged uploads a round waits for before the kill
+	// crashLargeSize is big enough for walrus to write a single PUT as
+	// several segment files, two at a time.
+	crashLargeSize = 40<<20 + 17
 )
 
 // TestCrash kills walrus with SIGKILL while uploads run, restarts it on the
@@ -126,10 +129,16 @@ func uploadUntilKilled(t *testing.T, w *walrus, bucket string, round int, delay 
 			rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
 			for i := 0; ctx.Err() == nil; i++ {
 				key := fmt.Sprintf("r%d/g%02d/%04d", round+1, g, i)
-				// Sizes spread evenly in log scale over 1 KiB..8 MiB.
+				// Sizes spread evenly in log scale over 1 KiB..8 MiB, and
+				// from the first worker every other upload one PUT of
+				// crashLargeSize, which walrus writes as segment files.
 				size := int(math.Exp(math.Log(1<<10) + rng.Float64()*(math.Log(8<<20)-math.Log(1<<10))))
+				large := g == 0 && i%2 == 1
+				if large {
+					size = crashLargeSize
+				}
 				data := randomBytes(rng.Uint64(), size)
-				o := crashObject{size: size, sha256: sha256Hex(data), multipart: size > crashPartSize && rng.IntN(2) == 0}
+				o := crashObject{size: size, sha256: sha256Hex(data), multipart: !large && size > crashPartSize && rng.IntN(2) == 0}
 				ledger.attempt(key, o)
 				in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data)}
 				var err error
@@ -237,6 +246,15 @@ func verifyAfterCrash(t *testing.T, w *walrus, bucket string, ledger *crashLedge
 	if err != nil {
 		t.Fatalf("ListMultipartUploads: %v", err)
 	}
-	t.Logf("after restart: %d objects listed, %d acknowledged, %d attempted, %d multipart uploads unfinished",
-		len(objects), len(ledger.acked), len(ledger.attempted), len(ups.Uploads))
+	var large, largeAcked int
+	for key, o := range ledger.attempted {
+		if o.size == crashLargeSize {
+			large++
+			if ledger.acked[key] {
+				largeAcked++
+			}
+		}
+	}
+	t.Logf("after restart: %d objects listed, %d acknowledged, %d attempted (%d of %d segmented PUTs acknowledged), %d multipart uploads unfinished",
+		len(objects), len(ledger.acked), len(ledger.attempted), largeAcked, large, len(ups.Uploads))
 }
