@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/koala-cloud/koala/pkg/durable"
 )
 
 const tmpSuffix = ".tmp"
@@ -43,7 +45,7 @@ func (b *Files) Make(id string, size int64) error {
 		err = os.Rename(tmp, b.Path(id))
 	}
 	if err == nil {
-		err = syncDir(b.dir)
+		err = durable.SyncDir(b.dir)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -81,13 +83,4 @@ func (b *Files) Clean(keep map[string]bool) error {
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/durable"
 )
 
 // ErrDigest is returned when a download does not match its digest.
@@ -178,16 +179,7 @@ func (c *Cache) download(ctx context.Context, ref api.ImageRef) (int64, error) {
 	if err := os.Rename(tmp.Name(), c.Path(ref.SHA256)); err != nil {
 		return 0, fmt.Errorf("fetch image %s: %w", ref.ID, err)
 	}
-	return n, syncDir(c.cfg.Dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return n, durable.SyncDir(c.cfg.Dir)
 }
 
 // evict removes least recently used images, never one in use, until the

@@ -16,6 +16,7 @@ import (
 	"github.com/koala-cloud/koala/nodectl/internal/disks"
 	"github.com/koala-cloud/koala/nodectl/internal/hypervisor"
 	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/durable"
 	"github.com/koala-cloud/koala/pkg/sched"
 )
 
@@ -226,7 +227,7 @@ func (m *Manager) Launch(ctx context.Context, spec api.InstanceSpec) (api.Instan
 		_ = os.RemoveAll(dir)
 		return api.InstanceStatus{}, err
 	}
-	if err := syncDir(m.cfg.Dir); err != nil {
+	if err := durable.SyncDir(m.cfg.Dir); err != nil {
 		return api.InstanceStatus{}, fmt.Errorf("launch %s: %w", spec.ID, err)
 	}
 	m.insts[spec.ID] = in

@@ -72,12 +72,3 @@ func readRecord(dir string) (record, error) {
 	}
 	return r, nil
 }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/koala-cloud/koala/pkg/api"
+	"github.com/koala-cloud/koala/pkg/durable"
 	"github.com/koala-cloud/koala/pkg/store"
 )
 
@@ -50,7 +51,7 @@ func (s *Store) PutChunk(ctx context.Context, sum string, body io.Reader) (bool,
 		_ = removeQuiet(tmp)
 		return false, fmt.Errorf("chunk %s: %w", sum, err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(dst)); err != nil {
 		_ = removeQuiet(dst)
 		return false, fmt.Errorf("chunk %s: %w", sum, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/koala-cloud/koala/pkg/durable"
 	"github.com/koala-cloud/koala/pkg/store"
 )
 
@@ -110,7 +111,7 @@ func makeDirs(dir string) error {
 		}
 	}
 	for _, d := range []string{filepath.Join(dir, chunkDir), dir, filepath.Dir(dir)} {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -146,19 +147,6 @@ func (s *Store) path(sum string) string {
 func (s *Store) lock(sum string) *sync.Mutex {
 	i, _ := strconv.ParseUint(sum[:2], 16, 8)
 	return &s.locks[i]
-}
-
-// syncDir makes the entries of directory dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
 }
 
 // removeQuiet removes a file that may already be gone.

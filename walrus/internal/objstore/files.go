@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/koala-cloud/koala/pkg/durable"
 )
 
 // files manages the data files under a store's directory: tmp/<id> while
@@ -105,14 +107,9 @@ func (f *files) syncTmp() error {
 	if !f.unsynced.Swap(false) {
 		return nil
 	}
-	d, err := os.Open(filepath.Join(f.root, "tmp"))
-	if err == nil {
-		err = d.Sync()
-		d.Close()
-	}
-	if err != nil {
+	if err := durable.SyncDir(filepath.Join(f.root, "tmp")); err != nil {
 		f.unsynced.Store(true)
-		return fmt.Errorf("sync tmp dir: %w", err)
+		return err
 	}
 	return nil
 }
