@@ -11,9 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-$(mktemp)}
-: >"$out"
-KOALA_BENCH=1 BENCH_OUT=$(realpath "$out") go test -count=1 -tags e2e -timeout 30m \
-  -run 'TestBenchFakeDriver|TestBenchLibvirtLaunch' ./test/e2e/ >/dev/null
-echo "## pkg/sched placement (go test -bench . ./pkg/sched/)" >>"$out"
-go test -run XXX -bench . -benchtime 3x ./pkg/sched/ | grep -E '^Benchmark' >>"$out"
-cat "$out"
+bench/e2e.sh 'TestBenchFakeDriver|TestBenchLibvirtLaunch' "$out"
+{
+  echo "## pkg/sched placement (go test -bench . ./pkg/sched/)"
+  go test -run XXX -bench . -benchtime 3x ./pkg/sched/ | grep -E '^Benchmark'
+} | tee -a "$out"

@@ -6,9 +6,4 @@
 # docs/benchmarks.md. Needs root (ebs serves AoE on a veth pair).
 #   bench/snapshots.sh [OUT.md]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out=${1:-$(mktemp)}
-: >"$out"
-KOALA_BENCH=1 BENCH_OUT=$(realpath "$out") go test -count=1 -tags e2e -timeout 30m \
-  -run 'TestBenchSnapshots' ./test/e2e/ >/dev/null
-cat "$out"
+exec "$(dirname "$0")/e2e.sh" 'TestBenchSnapshots' "$@"
