@@ -77,7 +77,8 @@ func TestBenchFakeDriver(t *testing.T) {
 	st := startInstStack(t, stackSpec{
 		// The daemons' default reconciliation and heartbeat periods.
 		driver: "fake", policies: []string{"ROUNDROBIN"}, nodes: 4, maxInsts: 20000, poll: "5s",
-		capacity: capacityConfig{Cores: 100000, MemoryMiB: 100000 * 128, DiskGiB: 100000 * 2},
+		subnetBits: 16, // 10,000 instances need as many private addresses
+		capacity:   capacityConfig{Cores: 100000, MemoryMiB: 100000 * 128, DiskGiB: 100000 * 2},
 	})
 	ctx := t.Context()
 	c := newEC2Client(st.c, st.user)

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -231,6 +232,9 @@ type stackSpec struct {
 	// (10.<base+i>.0.0/24), default 100: stacks running at once with
 	// managed networks need their own.
 	subnetBase int
+	// subnetBits is the prefix length of the clusters' subnets, default
+	// 24 (254 private addresses); scale runs need a shorter one.
+	subnetBits int
 	// heartbeat and launchTimeout tune the clusters (default 1s and 1m);
 	// poll is how often cloudctl and the clusters reconcile and nodes
 	// report (default 1s, for quick tests).
@@ -346,7 +350,7 @@ func (st *instStack) startCluster(t *testing.T, spec stackSpec, i int, policy st
 	cl.startOnFreePort(func(int) error {
 		return writeJSON(cl.config, clusterctlConfig{
 			Zone: zone, Listen: cl.addr, DataDir: filepath.Join(dir, "data"), CloudctlURL: st.c.endpoint,
-			ComponentCredentials: cl.keys, Policy: policy, Subnet: cl.subnet + ".0/24",
+			ComponentCredentials: cl.keys, Policy: policy, Subnet: fmt.Sprintf("%s.0/%d", cl.subnet, cmp.Or(spec.subnetBits, 24)),
 			Heartbeat: or(spec.heartbeat, or(spec.poll, "1s")), Poll: or(spec.poll, "1s"), LaunchTimeout: or(spec.launchTimeout, "1m"),
 			Network: network,
 		})
