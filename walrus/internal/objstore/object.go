@@ -58,12 +58,12 @@ func (s *Store) Put(ctx context.Context, in PutInput) (Object, error) {
 	}
 	if in.Verify != nil {
 		if err := in.Verify(&o); err != nil {
-			s.files.discardAll(w.ids())
+			s.files.discardAll(fileIDs(w.chunks))
 			return Object{}, err
 		}
 	}
 	if err := s.putRecord(o, inlineData(w), in.Precondition); err != nil {
-		s.files.discardAll(w.ids())
+		s.files.discardAll(fileIDs(w.chunks))
 		return Object{}, err
 	}
 	return o, nil
@@ -230,13 +230,15 @@ func (s *Store) Open(ctx context.Context, bucket, key string, check func(*Object
 		if err := getObject(tx, bucket, key, &o); err != nil {
 			return err
 		}
+		if check != nil {
+			if err := check(&o); err != nil {
+				return err // before copying out inline data for nothing
+			}
+		}
 		var err error
 		inline, err = getInline(tx, &o)
 		return err
 	})
-	if err == nil && check != nil {
-		err = check(&o)
-	}
 	if err != nil {
 		s.files.gate.RUnlock()
 		return nil, err

@@ -93,11 +93,13 @@ type Object struct {
 	Upload string `json:"upload,omitempty"`
 }
 
-// fileIDs returns the ids of the object's data files: its chunks that
-// are not inline.
-func (o *Object) fileIDs() []string {
-	ids := make([]string, 0, len(o.Chunks))
-	for _, c := range o.Chunks {
+// fileIDs returns the ids of the object's data files.
+func (o *Object) fileIDs() []string { return fileIDs(o.Chunks) }
+
+// fileIDs returns the ids of the chunks that are files, not inline.
+func fileIDs(chunks []Chunk) []string {
+	ids := make([]string, 0, len(chunks))
+	for _, c := range chunks {
 		if !c.Inline {
 			ids = append(ids, c.ID)
 		}

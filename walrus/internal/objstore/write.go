@@ -56,15 +56,6 @@ type written struct {
 	inline []byte // the data of an inline chunk, to commit with its record
 }
 
-// ids returns the files written.
-func (w written) ids() []string {
-	ids := make([]string, len(w.chunks))
-	for i, c := range w.chunks {
-		ids[i] = c.ID
-	}
-	return ids
-}
-
 // writeData streams exactly size bytes of r into new uncommitted files,
 // reads r to its end (so that verifying readers report their verdict),
 // and fsyncs the files. On error the files are gone. An object's body
